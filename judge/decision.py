@@ -1,0 +1,271 @@
+"""The keep/revert rule: paired evidence in, a :class:`Verdict` with its numbers and reason out.
+
+``decide`` applies the checks in this order and stops at the first that fails:
+
+1. sandbox faults: the candidate's fault rate must not exceed ``fault_tolerance``;
+2. activity (when ``requires_activity``): the share of trials whose proposal a
+   mechanism changed must reach ``min_changed_share``;
+3. veto floors: each named sub-score's candidate mean must reach its floor;
+4. regression cap: no group's mean improvement may be below ``-regression_cap``;
+5. promotion: the lower end of the bootstrap CI of the mean paired
+   improvement (incumbent - candidate, positive = candidate better) must be
+   strictly above ``promotion`` (which is never negative, so a candidate that
+   merely ties the incumbent is never kept).
+
+``stage1_rejects`` is the cascade's cheap first stage: it only rejects clear
+losers (CI upper end below ``-stage1_margin``) and otherwise lets the full
+panel decide. The bootstrap uses seed 0, so verdicts are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from judge.errors import JudgeError
+from judge.stats import group_means, paired_bootstrap_ci
+
+STAGES = ("stage1", "full")
+BOOTSTRAP_SEED = 0
+
+
+def _g(x: float) -> str:
+    """A number for a reason: 4 significant digits."""
+    return f"{x:.4g}"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The judge's thresholds; part of the manifest. Checked when built."""
+
+    promotion: float = 0.0
+    regression_cap: float = 1.0
+    fault_tolerance: float = 0.05
+    min_changed_share: float = 0.01
+    veto_floors: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.95
+    n_boot: int = 2000
+    stage1_pairs: int = 8
+    stage1_margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.promotion >= 0.0, "promotion must be >= 0 (a tie must never be kept)"),
+            (self.regression_cap >= 0.0, "regression_cap must be >= 0"),
+            (0.0 <= self.fault_tolerance <= 1.0, "fault_tolerance must be in [0, 1]"),
+            (0.0 <= self.min_changed_share <= 1.0, "min_changed_share must be in [0, 1]"),
+            (0.0 < self.confidence < 1.0, "confidence must be in (0, 1)"),
+            (self.n_boot >= 1, "n_boot must be >= 1"),
+            (self.stage1_pairs >= 1, "stage1_pairs must be >= 1"),
+            (self.stage1_margin >= 0.0, "stage1_margin must be >= 0"),
+            (all(isinstance(k, str) and math.isfinite(v) for k, v in self.veto_floors.items()),
+             "veto_floors must map sub-score names to finite numbers"),
+        ]
+        numbers = [self.promotion, self.regression_cap, self.fault_tolerance, self.min_changed_share,
+                   self.confidence, self.stage1_margin]
+        if not all(math.isfinite(x) for x in numbers):
+            raise JudgeError(f"thresholds must be finite numbers: {self.to_json()}")
+        for ok, message in checks:
+            if not ok:
+                raise JudgeError(f"bad thresholds: {message}; got {self.to_json()}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["veto_floors"] = dict(sorted(self.veto_floors.items()))
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Thresholds:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise JudgeError(f"unknown threshold(s) {unknown}; known: {sorted(known)}")
+        kwargs = dict(d)
+        if "veto_floors" in kwargs:
+            kwargs["veto_floors"] = {str(k): float(v) for k, v in kwargs["veto_floors"].items()}
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Paired results of candidate and incumbent on the same (instance, seed) pairs.
+
+    Scores are primary scores (lower is better). The shares are computed by the
+    caller from the candidate's hook events; ``requires_activity`` is False
+    when the candidate differs only in the base proposer's config (Level 1.5).
+    """
+
+    keys: tuple[str, ...]
+    groups: tuple[str, ...]
+    candidate: tuple[float, ...]
+    incumbent: tuple[float, ...]
+    candidate_subscores: dict[str, tuple[float, ...]]
+    changed_share: float
+    fired_share: float
+    fault_rate: float
+    requires_activity: bool = True
+
+    def __post_init__(self) -> None:
+        n = len(self.keys)
+        if n == 0:
+            raise JudgeError("evidence needs at least one pair")
+        lengths = {"groups": len(self.groups), "candidate": len(self.candidate), "incumbent": len(self.incumbent)}
+        lengths.update({f"subscore {k!r}": len(v) for k, v in self.candidate_subscores.items()})
+        bad = {k: v for k, v in lengths.items() if v != n}
+        if bad:
+            raise JudgeError(f"evidence has {n} pairs but {bad}: every series needs one value per pair")
+        if len(set(self.keys)) != n:
+            raise JudgeError("evidence pairs must have distinct keys (instance@seed)")
+        if not all(math.isfinite(x) for x in (*self.candidate, *self.incumbent)):
+            raise JudgeError("evidence scores must be finite; a benchmark produced NaN or infinity")
+        for name in ("changed_share", "fired_share", "fault_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise JudgeError(f"{name} must be a share in [0, 1], got {value}")
+
+    @property
+    def improvements(self) -> np.ndarray:
+        """incumbent - candidate per pair: positive means the candidate did better."""
+        return np.asarray(self.incumbent, dtype=float) - np.asarray(self.candidate, dtype=float)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "groups": list(self.groups), "candidate": list(self.candidate),
+                "incumbent": list(self.incumbent),
+                "candidate_subscores": {k: list(v) for k, v in sorted(self.candidate_subscores.items())},
+                "changed_share": self.changed_share, "fired_share": self.fired_share,
+                "fault_rate": self.fault_rate, "requires_activity": self.requires_activity}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Evidence:
+        return cls(tuple(d["keys"]), tuple(d["groups"]), tuple(float(x) for x in d["candidate"]),
+                   tuple(float(x) for x in d["incumbent"]),
+                   {k: tuple(float(x) for x in v) for k, v in d.get("candidate_subscores", {}).items()},
+                   float(d["changed_share"]), float(d["fired_share"]), float(d["fault_rate"]),
+                   bool(d.get("requires_activity", True)))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's decision on one candidate, with every number it used and the manifest hash."""
+
+    keep: bool
+    stage: str
+    reason: str
+    mean_improvement: float
+    ci_low: float
+    ci_high: float
+    n_pairs: int
+    worst_group: str
+    worst_group_improvement: float
+    changed_share: float
+    fired_share: float
+    fault_rate: float
+    manifest_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Verdict:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise JudgeError(f"a verdict record lacks {missing}")
+        return cls(**{n: d[n] for n in names})
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    mean: float
+    low: float
+    high: float
+    worst_group: str
+    worst: float
+
+
+def _numbers(evidence: Evidence, thresholds: Thresholds) -> _Numbers:
+    diffs = evidence.improvements
+    mean, low, high = paired_bootstrap_ci(diffs, thresholds.confidence, thresholds.n_boot, BOOTSTRAP_SEED)
+    by_group = group_means(diffs, evidence.groups)
+    worst_group = min(by_group, key=lambda g: (by_group[g], g))
+    return _Numbers(mean, low, high, worst_group, by_group[worst_group])
+
+
+def _verdict(keep: bool, stage: str, reason: str, nums: _Numbers, evidence: Evidence,
+             manifest_hash: str) -> Verdict:
+    return Verdict(keep=keep, stage=stage, reason=reason, mean_improvement=nums.mean, ci_low=nums.low,
+                   ci_high=nums.high, n_pairs=len(evidence.keys), worst_group=nums.worst_group,
+                   worst_group_improvement=nums.worst, changed_share=evidence.changed_share,
+                   fired_share=evidence.fired_share, fault_rate=evidence.fault_rate,
+                   manifest_hash=manifest_hash)
+
+
+def _fault_reason(ev: Evidence, th: Thresholds) -> str | None:
+    if ev.fault_rate > th.fault_tolerance:
+        return (f"rejected: sandbox faults in {ev.fault_rate:.1%} of the candidate's hook calls, "
+                f"over the tolerance {th.fault_tolerance:.1%}")
+    return None
+
+
+def _activity_reason(ev: Evidence, th: Thresholds) -> str | None:
+    if not ev.requires_activity or ev.changed_share >= th.min_changed_share:
+        return None
+    if ev.changed_share == 0.0:
+        return (f"rejected: the mechanism never changed a proposal (hooks fired in {ev.fired_share:.1%} "
+                f"of trials, changed 0%; at least {th.min_changed_share:.1%} needed)")
+    return (f"rejected: the mechanism changed proposals in only {ev.changed_share:.1%} of trials "
+            f"(fired in {ev.fired_share:.1%}); at least {th.min_changed_share:.1%} needed")
+
+
+def _veto_reason(ev: Evidence, th: Thresholds) -> str | None:
+    for name, floor in sorted(th.veto_floors.items()):
+        if name not in ev.candidate_subscores:
+            return (f"rejected: veto floor on sub-score {name!r} cannot be checked: the evidence has no such "
+                    f"sub-score (it has {sorted(ev.candidate_subscores)})")
+        mean = math.fsum(ev.candidate_subscores[name]) / len(ev.candidate_subscores[name])
+        if not mean >= floor:
+            return f"rejected: veto floor on sub-score {name!r} broken: candidate mean {_g(mean)} < floor {_g(floor)}"
+    return None
+
+
+def _group_reason(nums: _Numbers, th: Thresholds) -> str | None:
+    if nums.worst < -th.regression_cap:
+        return (f"rejected: group {nums.worst_group!r} regresses: mean improvement {_g(nums.worst)} "
+                f"< -{_g(th.regression_cap)} (the regression cap)")
+    return None
+
+
+def decide(evidence: Evidence, thresholds: Thresholds, manifest_hash: str, stage: str = "full") -> Verdict:
+    """The verdict on a candidate (see the module docstring for the order of checks).
+    Called once per candidate after it and the incumbent ran on the same pairs."""
+    if stage not in STAGES:
+        raise JudgeError(f"stage must be one of {STAGES}, got {stage!r}")
+    nums = _numbers(evidence, thresholds)
+    for reason in (_fault_reason(evidence, thresholds), _activity_reason(evidence, thresholds),
+                   _veto_reason(evidence, thresholds), _group_reason(nums, thresholds)):
+        if reason is not None:
+            return _verdict(False, stage, reason, nums, evidence, manifest_hash)
+    n = len(evidence.keys)
+    ci = f"mean improvement {_g(nums.mean)} [{_g(nums.low)}, {_g(nums.high)}]"
+    if nums.low > thresholds.promotion:
+        return _verdict(True, stage, f"kept: {ci} > {_g(thresholds.promotion)} over {n} pairs",
+                        nums, evidence, manifest_hash)
+    reason = (f"rejected: {ci} over {n} pairs; the CI lower end does not clear the promotion "
+              f"threshold {_g(thresholds.promotion)}")
+    return _verdict(False, stage, reason, nums, evidence, manifest_hash)
+
+
+def stage1_rejects(evidence: Evidence, thresholds: Thresholds, manifest_hash: str) -> Verdict | None:
+    """The cascade's first stage: a rejecting Verdict (stage "stage1") for a clear loser, whose CI
+    upper end of improvement is below ``-stage1_margin``; None to go on to the full panel.
+    Called on the few pairs of ``Panels.stage1(thresholds.stage1_pairs)``."""
+    nums = _numbers(evidence, thresholds)
+    if nums.high < -thresholds.stage1_margin:
+        reason = (f"rejected at stage 1, a clear loser: mean improvement {_g(nums.mean)} "
+                  f"[{_g(nums.low)}, {_g(nums.high)}] over {len(evidence.keys)} pairs; the CI upper end is "
+                  f"below -{_g(thresholds.stage1_margin)}")
+        return _verdict(False, "stage1", reason, nums, evidence, manifest_hash)
+    return None
