@@ -1,0 +1,250 @@
+"""The inner loop (Level 1): propose, review, evaluate, keep or revert, observe.
+
+One call of :func:`run_inner` is one inner run: a benchmark instance, a seed,
+a stack of sandboxed mechanisms and a base proposer. The keep/revert rule is
+fixed here and cannot be changed by mechanisms: a trial becomes the
+incumbent only if its score is strictly lower than the incumbent's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inner.objective import Objective, ObjectiveError
+from inner.proposers import Proposer, make_proposer
+from inner.records import HookEvent, InnerResult, Trial
+from inner.search_config import SearchConfig
+from inner.space import Config, Space, SpaceError
+from mechanisms.contract import ContractError, check_guidance, merge_guidance
+from sandbox import Limits, Outcome, SandboxSession, Status
+
+MechanismSource = tuple[str, str]  # (mechanism id, source)
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed derived from ``seed`` and labels, stable across processes and platforms."""
+    text = ":".join([str(seed), *map(str, parts)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class InnerSettings:
+    """How one inner run is carried out (everything but the objective and the mechanisms)."""
+
+    budget: int = 60
+    search: SearchConfig = field(default_factory=SearchConfig)
+    max_rejections: int = 3
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class _Iteration:
+    """Scratch state of one iteration, while it is being built."""
+
+    index: int
+    events: list[HookEvent] = field(default_factory=list)
+    guidance: dict[str, Any] = field(default_factory=dict)
+    rejections: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class InnerLoop:
+    """Runs one inner run. Construct, then call :meth:`run` once.
+
+    ``session`` may be given by the caller to reuse a started sandbox worker;
+    otherwise one is started when the stack is not empty and closed at the end.
+    """
+
+    def __init__(
+        self,
+        objective: Objective,
+        mechanisms: Sequence[MechanismSource],
+        settings: InnerSettings,
+        seed: int,
+    ) -> None:
+        self.objective = objective
+        self.space: Space = objective.space
+        self.mechanisms = list(mechanisms)
+        self.settings = settings
+        self.seed = seed
+        self.proposer: Proposer = make_proposer(self.space, settings.search, derive_seed(seed, "base"))
+        self.session: SandboxSession | None = None
+        self.load_outcomes: dict[str, Outcome] = {}
+        self.incumbent: Trial | None = None
+        self.trials: list[Trial] = []
+
+    # -- public --------------------------------------------------------------
+    def run(
+        self,
+        resume_from: Sequence[Trial] = (),
+        on_trial: Callable[[Trial], None] | None = None,
+    ) -> InnerResult:
+        """Run the remaining trials of the budget; ``resume_from`` are trials already recorded."""
+        self._start_sandbox()
+        try:
+            for trial in resume_from:
+                self._absorb(trial, replay=True)
+            for t in range(len(self.trials), self.settings.budget):
+                trial = self._iterate(t)
+                if on_trial is not None:
+                    on_trial(trial)
+        finally:
+            layers = self.session.layers if self.session else ()
+            if self.session is not None:
+                self.session.close()
+        return InnerResult(tuple(self.trials), tuple(m for m, _ in self.mechanisms), tuple(layers))
+
+    # -- sandbox ---------------------------------------------------------------
+    def _start_sandbox(self) -> None:
+        if not self.mechanisms:
+            return
+        self.session = SandboxSession(
+            self.mechanisms, self.space.to_json(), derive_seed(self.seed, "sandbox"),
+            self.settings.budget, self.settings.limits,
+        )
+        self.load_outcomes = self.session.start()
+
+    def _active_with(self, hook: str) -> list[str]:
+        if self.session is None:
+            return []
+        return [m for m in self.session.active if hook in self.session.hooks(m)]
+
+    # -- one iteration -----------------------------------------------------
+    def _iterate(self, t: int) -> Trial:
+        it = _Iteration(index=t)
+        it.guidance = self._gather_guidance(it)
+        candidate, source = self._propose(it)
+        while True:
+            reviewed, reason = self._review(it, candidate)
+            if reason is None:
+                candidate = reviewed
+                break
+            it.rejections += 1
+            if it.rejections >= self.settings.max_rejections:
+                it.notes.append(f"rejection bound {self.settings.max_rejections} hit; ran the last candidate")
+                break
+            candidate, source = self._propose(it)
+        score, error = self._evaluate(candidate)
+        kept = score is not None and (self.incumbent is None or score < _score(self.incumbent))
+        draft = Trial(t, candidate, score, kept, source, it.rejections, (), "; ".join([*it.notes, error]).strip("; "))
+        it.events.extend(self._observe(draft))
+        trial = Trial(t, candidate, score, kept, source, it.rejections, tuple(it.events), draft.error)
+        self._absorb(trial, replay=False)
+        return trial
+
+    def _gather_guidance(self, it: _Iteration) -> dict[str, Any]:
+        if self.session is None:
+            return {}
+        parts: list[dict[str, Any]] = []
+        for mid, out in self.session.guide_all(it.index).items():
+            if not out.ok:
+                it.events.append(_fault_event(mid, "guide", out))
+                continue
+            try:
+                g = check_guidance(out.value, self.space.names)
+            except ContractError as exc:
+                it.events.append(HookEvent(mid, "guide", Status.CONTRACT_VIOLATION.value, False, str(exc)))
+                continue
+            it.events.append(HookEvent(mid, "guide", Status.OK.value, bool(g)))
+            parts.append(g)
+        return merge_guidance(parts)
+
+    def _propose(self, it: _Iteration) -> tuple[Config, str]:
+        for mid in self._active_with("propose"):
+            assert self.session is not None
+            out = self.session.call(mid, "propose", it.index, it.guidance)
+            if not out.ok:
+                it.events.append(_fault_event(mid, "propose", out))
+                continue
+            if out.value is None:
+                it.events.append(HookEvent(mid, "propose", Status.OK.value, False))
+                continue
+            problem = self._invalid(out.value)
+            if problem:
+                it.events.append(HookEvent(mid, "propose", Status.CONTRACT_VIOLATION.value, False, problem))
+                continue
+            it.events.append(HookEvent(mid, "propose", Status.OK.value, True))
+            return dict(out.value), f"mechanism:{mid}"
+        config = self.proposer.propose(it.index, self.incumbent, it.guidance)
+        return config, f"base:{self.proposer.name}"
+
+    def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
+        for mid in self._active_with("review"):
+            assert self.session is not None
+            out = self.session.call(mid, "review", it.index, it.guidance, candidate)
+            if not out.ok:
+                it.events.append(_fault_event(mid, "review", out))
+                continue
+            value = out.value
+            if value is None:
+                it.events.append(HookEvent(mid, "review", Status.OK.value, False))
+            elif isinstance(value, str):
+                it.events.append(HookEvent(mid, "review", Status.OK.value, True, f"rejected: {value[:200]}"))
+                return candidate, value
+            elif problem := self._invalid(value):
+                it.events.append(HookEvent(mid, "review", Status.CONTRACT_VIOLATION.value, False, problem))
+            else:
+                changed = value != candidate
+                it.events.append(HookEvent(mid, "review", Status.OK.value, changed))
+                candidate = dict(value)
+        return candidate, None
+
+    def _observe(self, trial: Trial) -> list[HookEvent]:
+        if self.session is None:
+            return []
+        return [
+            HookEvent(mid, "observe", out.status.value, False, "" if out.ok else out.message[:500])
+            for mid, out in self.session.observe(trial.for_mechanisms()).items()
+        ]
+
+    def _evaluate(self, config: Config) -> tuple[float | None, str]:
+        problem = self._invalid(config)
+        if problem:
+            return None, f"invalid candidate: {problem}"
+        try:
+            value = float(self.objective.evaluate(config))
+        except ObjectiveError as exc:
+            return None, f"objective failed: {exc}"
+        if not math.isfinite(value):
+            return None, f"objective returned a non-finite value {value!r}"
+        return value, ""
+
+    def _invalid(self, value: Any) -> str:
+        try:
+            self.space.validate(value)
+        except SpaceError as exc:
+            return str(exc)
+        return ""
+
+    def _absorb(self, trial: Trial, replay: bool) -> None:
+        """Make ``trial`` part of the history: proposer, incumbent, and (on replay) mechanisms."""
+        self.trials.append(trial)
+        self.proposer.tell(trial)
+        if trial.kept:
+            self.incumbent = trial
+        if replay and self.session is not None:
+            self.session.observe(trial.for_mechanisms())
+
+
+def _score(trial: Trial) -> float:
+    return math.inf if trial.score is None else trial.score
+
+
+def _fault_event(mid: str, hook: str, out: Outcome) -> HookEvent:
+    return HookEvent(mid, hook, out.status.value, False, out.message[:500])
+
+
+def run_inner(
+    objective: Objective,
+    mechanisms: Sequence[MechanismSource],
+    settings: InnerSettings,
+    seed: int,
+    resume_from: Sequence[Trial] = (),
+    on_trial: Callable[[Trial], None] | None = None,
+) -> InnerResult:
+    """Run one inner run (see :class:`InnerLoop`)."""
+    return InnerLoop(objective, mechanisms, settings, seed).run(resume_from, on_trial)

@@ -1,0 +1,186 @@
+"""The outer loop (Level 2, with Level 1.5): write mechanisms, check them, judge them, keep or revert.
+
+Per generation: analyse the incumbent's traces on the search panel; ask the
+author for candidates (and Level 1.5 for a config change); conformance-check
+every new mechanism in the sandbox; judge each candidate against the
+incumbent; keep the best candidate the judge kept, or keep the incumbent.
+
+The loop is deterministic for a seed. Everything it learns is recorded
+through a :class:`Recorder` with natural keys, so re-running a killed run
+with the same spec records nothing twice and, with the evaluations cached,
+ends exactly where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from inner.space import Space
+from judge.decision import Verdict
+from judge.evaluate import Evaluator, Judge
+from judge.panels import PanelEntry
+from judge.stack import Mechanism, Stack
+from outer.authors.base import Author, AuthorContext, Candidate
+from outer.level15 import propose_config
+from outer.traces import TraceReport, analyse
+
+
+class Recorder(Protocol):
+    """Where the outer loop writes what happened (``runs.store`` implements it). Every write is idempotent."""
+
+    def record_mechanism(self, mech: Mechanism, author: str, generation: int, parents: tuple[str, ...]) -> None: ...
+
+    def record_candidate(self, generation: int, index: int, candidate: Candidate, parent: str) -> None: ...
+
+    def conformance(self, mech_id: str) -> dict[str, Any] | None: ...
+
+    def record_conformance(self, mech_id: str, report: dict[str, Any]) -> None: ...
+
+    def record_verdict(self, generation: int, index: int, stack_key: str, verdict: Verdict) -> None: ...
+
+    def record_event(self, key: str, kind: str, data: dict[str, Any]) -> None: ...
+
+
+ConformanceCheck = Callable[[str], dict[str, Any]]  # source -> report json with "ok", "status", "message"
+
+
+@dataclass(frozen=True)
+class OuterSettings:
+    """The outer loop's own knobs and hard budgets."""
+
+    generations: int = 3
+    candidates: int = 4
+    level15: bool = True
+    seed: int = 0
+    wall_time_s: float | None = None
+
+
+@dataclass
+class OuterState:
+    """What the loop carries from one generation to the next."""
+
+    incumbent: Stack
+    library: list[Mechanism]
+    tried: set[str] = field(default_factory=set)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    generations_done: int = 0
+    candidates: int = 0
+    kept: int = 0
+    stopped: str = ""
+
+
+def conformance_verdict(report: dict[str, Any], manifest_hash: str) -> Verdict:
+    """The verdict of a candidate whose new mechanism failed the conformance check."""
+    nan = math.nan
+    return Verdict(keep=False, stage="conformance",
+                   reason=f"rejected: conformance {report.get('status')}: {report.get('message', '')}"[:2000],
+                   mean_improvement=nan, ci_low=nan, ci_high=nan, n_pairs=0, worst_group="",
+                   worst_group_improvement=nan, changed_share=0.0, fired_share=0.0, fault_rate=1.0,
+                   manifest_hash=manifest_hash)
+
+
+class OuterLoop:
+    """Runs the generations. Construct with its collaborators, then call :meth:`run` once."""
+
+    def __init__(self, *, space: Space, search_panel: Sequence[PanelEntry], judge: Judge, evaluator: Evaluator,
+                 author: Author, library: Sequence[Mechanism], settings: OuterSettings, recorder: Recorder,
+                 conformance: ConformanceCheck, baseline: Stack,
+                 progress: Callable[[str], None] = lambda _msg: None) -> None:
+        self.space = space
+        self.search_panel = tuple(search_panel)
+        self.judge = judge
+        self.evaluator = evaluator
+        self.author = author
+        self.settings = settings
+        self.recorder = recorder
+        self.check = conformance
+        self.progress = progress
+        self.state = OuterState(incumbent=baseline, library=list(library))
+        self._start = time.monotonic()
+
+    def run(self) -> OuterState:
+        for m in self.state.library:
+            self.recorder.record_mechanism(m, "builtin", -1, ())
+        for generation in range(self.settings.generations):
+            if self._out_of_time():
+                self.state.stopped = f"wall-time budget of {self.settings.wall_time_s:g} s reached"
+                self.recorder.record_event(f"budget:{generation}", "budget_stop",
+                                           {"generation": generation, "reason": self.state.stopped})
+                break
+            self._generation(generation)
+        return self.state
+
+    def _out_of_time(self) -> bool:
+        limit = self.settings.wall_time_s
+        return limit is not None and time.monotonic() - self._start >= limit
+
+    def _generation(self, generation: int) -> None:
+        st = self.state
+        self.recorder.record_event(f"gen:{generation}:start", "generation_start",
+                                   {"generation": generation, "incumbent": st.incumbent.key})
+        self.progress(f"gen {generation + 1}/{self.settings.generations}: traces of the incumbent")
+        analysis = self._analyse(st.incumbent)
+        candidates = self._candidates(generation, analysis)
+        best: tuple[float, Candidate] | None = None
+        for index, cand in enumerate(candidates):
+            self.progress(f"gen {generation + 1}/{self.settings.generations}: candidate {index + 1}/"
+                          f"{len(candidates)} ({cand.operation[:60]})")
+            verdict = self._judge(generation, index, cand)
+            st.candidates += 1
+            st.tried.add(cand.stack.key)
+            st.lineage.append({"generation": generation, "operation": cand.operation, "keep": verdict.keep,
+                               "reason": verdict.reason})
+            if verdict.keep and (best is None or verdict.mean_improvement > best[0]):
+                best = (verdict.mean_improvement, cand)
+        if best is not None:
+            st.incumbent = best[1].stack
+            st.kept += 1
+            known = {m.id for m in st.library}
+            st.library.extend(m for m in best[1].new if m.id not in known)
+        st.generations_done = generation + 1
+        self.recorder.record_event(f"gen:{generation}:end", "generation_end",
+                                   {"generation": generation, "incumbent": st.incumbent.key,
+                                    "incumbent_stack": st.incumbent.to_json(),
+                                    "kept": best[1].operation if best else None})
+
+    def _analyse(self, stack: Stack) -> TraceReport:
+        results = self.evaluator.evaluate_many(stack, self.search_panel, keep_trace=True)
+        return analyse(self.space, [r.inner_result() for r in results])
+
+    def _candidates(self, generation: int, analysis: TraceReport) -> list[Candidate]:
+        st = self.state
+        ctx = AuthorContext(generation, self.settings.seed, st.incumbent, tuple(st.library), analysis,
+                            frozenset(st.tried), tuple(st.lineage))
+        out = self.author.propose(ctx, self.settings.candidates)
+        if self.settings.level15:
+            config = propose_config(st.incumbent, analysis, generation)
+            if config is not None and config.stack.key not in st.tried:
+                out.append(config)
+        return out
+
+    def _judge(self, generation: int, index: int, cand: Candidate) -> Verdict:
+        incumbent = self.state.incumbent
+        for m in cand.new:
+            self.recorder.record_mechanism(m, cand.author, generation, cand.parents)
+        self.recorder.record_candidate(generation, index, cand, incumbent.key)
+        for m in cand.new:
+            report = self._conformance(m)
+            if not report.get("ok"):
+                verdict = conformance_verdict(report, self.judge.manifest_hash)
+                self.recorder.record_verdict(generation, index, cand.stack.key, verdict)
+                return verdict
+        verdict = self.judge.verdict(cand.stack, incumbent)
+        self.recorder.record_verdict(generation, index, cand.stack.key, verdict)
+        return verdict
+
+    def _conformance(self, mech: Mechanism) -> dict[str, Any]:
+        cached = self.recorder.conformance(mech.id)
+        if cached is not None:
+            return cached
+        report = self.check(mech.source)
+        self.recorder.record_conformance(mech.id, report)
+        return report

@@ -1,0 +1,165 @@
+"""Start, resume and finish runs: build the judge, the evaluator and the outer loop from a stored spec."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from inner.loop import InnerSettings
+from inner.search_config import SearchConfig, Strategy
+from judge.benchmarks import get_benchmark
+from judge.benchmarks.base import Benchmark
+from judge.conformance import check_conformance
+from judge.decision import Thresholds
+from judge.evaluate import Comparison, Judge
+from judge.manifest import Manifest, build_manifest, verify_manifest
+from judge.panels import Panels, PanelSpec, split_panels
+from judge.stack import Mechanism, Stack
+from mechanisms.library import BUILTIN_NAMES, load_source
+from outer.authors import make_author
+from outer.evaluator import BenchmarkRef, PanelEvaluator
+from outer.loop import OuterLoop, OuterSettings, OuterState
+from runs.spec import RunSpec, merge
+from runs.store import RunRecorder, Store
+from sandbox import Limits
+
+
+@dataclass(frozen=True)
+class JudgeSetup:
+    """The fixed points of a run, rebuilt from its spec each time the run is started or resumed."""
+
+    benchmark: Benchmark
+    panels: Panels
+    thresholds: Thresholds
+    manifest: Manifest
+
+
+def judge_setup(spec: RunSpec) -> JudgeSetup:
+    benchmark = get_benchmark(spec["run"]["benchmark"], spec["benchmark"])
+    panels = split_panels(benchmark.instances(), PanelSpec(**spec["panels"]))
+    thresholds = Thresholds.from_json(spec["judge"])
+    return JudgeSetup(benchmark, panels, thresholds, build_manifest(benchmark, panels, thresholds))
+
+
+def inner_settings(spec: RunSpec) -> InnerSettings:
+    inner = spec["inner"]
+    search = SearchConfig(strategy=Strategy(inner["strategy"]), step_size=inner["step_size"],
+                          n_changes=inner["n_changes"])
+    box = spec["sandbox"]
+    limits = Limits(call_timeout_s=box["call_timeout_s"], run_timeout_s=box["run_timeout_s"],
+                    memory_bytes=int(box["memory_bytes"]))
+    return InnerSettings(budget=inner["budget"], search=search, max_rejections=inner["max_rejections"],
+                         limits=limits)
+
+
+def builtin_library() -> list[Mechanism]:
+    return [Mechanism(name, load_source(name)) for name in BUILTIN_NAMES]
+
+
+def new_run_id(spec: RunSpec) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{spec['run']['benchmark']}-{stamp}-{secrets.token_hex(3)}"
+
+
+def create_run(store: Store, spec: RunSpec) -> str:
+    """Record a new run (its spec and judge manifest) and return its id; nothing is evaluated yet."""
+    setup = judge_setup(spec)
+    run_id = new_run_id(spec)
+    store.create_run(run_id, spec.to_json(), setup.manifest.to_json(), setup.manifest.hash)
+    return run_id
+
+
+def effective_spec(store: Store, run_id: str) -> RunSpec:
+    """The run's spec with the budget changes recorded by later resumes applied in order."""
+    data = store.run(run_id).spec
+    for event in store.events(run_id, "resume"):
+        data = merge(data, event["overrides"], "resume")
+    return RunSpec(data)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a finished (or stopped) run prints: one ``key: value`` per line."""
+
+    fields: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in self.fields.items()]
+
+
+def _ci(c: Comparison) -> str:
+    return f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+
+
+def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda _m: None,
+            on_eval: Callable[[int, int], None] | None = None) -> Summary:
+    """Run (or continue) ``run_id`` to its end and return its summary.
+
+    Raises ``judge.errors.ManifestMismatch`` before doing anything if the
+    judge differs from the one the run was started with.
+    """
+    started = time.monotonic()
+    row = store.run(run_id)
+    spec = effective_spec(store, run_id)
+    setup = judge_setup(spec)
+    verify_manifest(Manifest.from_json(row.manifest), setup.manifest)
+    recorder = store.recorder(run_id)
+    settings = inner_settings(spec)
+    evaluator = PanelEvaluator(BenchmarkRef.of(spec["run"]["benchmark"], spec["benchmark"]), settings,
+                               cache=recorder, workers=spec["run"]["workers"], on_eval=on_eval)
+    try:
+        state = _outer(spec, setup, settings, evaluator, recorder, progress).run()
+        summary = _summarise(run_id, spec, setup, evaluator, state, recorder, started, progress)
+    finally:
+        evaluator.close()
+    recorder.record_event(f"end:{state.generations_done}:{state.stopped}", "run_end", summary.fields)
+    return summary
+
+
+def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator: PanelEvaluator,
+           recorder: RunRecorder, progress: Callable[[str], None]) -> OuterLoop:
+    run = spec["run"]
+    judge = Judge(setup.panels.validation, setup.panels.stage1(setup.thresholds.stage1_pairs),
+                  setup.thresholds, setup.manifest.hash, evaluator)
+    first = setup.benchmark.instances()[0]
+    outer = OuterSettings(generations=run["generations"], candidates=run["candidates"], level15=run["level15"],
+                          seed=run["seed"], wall_time_s=run["wall_time_s"] or None)
+    return OuterLoop(space=setup.benchmark.space(first), search_panel=setup.panels.search, judge=judge,
+                     evaluator=evaluator, author=make_author(run["author"]), library=builtin_library(),
+                     settings=outer, recorder=recorder,
+                     conformance=lambda source: check_conformance(source, limits=settings.limits).to_json(),
+                     baseline=Stack((), settings.search), progress=progress)
+
+
+def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEvaluator, state: OuterState,
+               recorder: RunRecorder, started: float, progress: Callable[[str], None]) -> Summary:
+    judge = Judge(setup.panels.validation, (), setup.thresholds, setup.manifest.hash, evaluator)
+    baseline = Stack((), inner_settings(spec).search)
+    progress("final: kept stack vs baseline on the validation panel")
+    val = judge.compare(state.incumbent, baseline, setup.panels.validation)
+    progress("final: kept stack vs baseline on the sealed test panel")
+    test = judge.compare(state.incumbent, baseline, setup.panels.test)
+    fields: dict[str, Any] = {
+        "run": run_id,
+        "benchmark": spec["run"]["benchmark"],
+        "author": spec["run"]["author"],
+        "generations": state.generations_done,
+        "candidates": state.candidates,
+        "kept": state.kept,
+        "stack": state.incumbent.describe(),
+        "val_improvement": f"{val.mean:+.4f}",
+        "val_ci": _ci(val),
+        "val_pairs": val.n_pairs,
+        "test_improvement": f"{test.mean:+.4f}",
+        "test_ci": _ci(test),
+        "test_pairs": test.n_pairs,
+        "score": "log10 regret above the known optimum, lower is better; improvement = baseline - kept",
+        "manifest": setup.manifest.hash[:16],
+        "stopped": state.stopped or "completed",
+        "wall_s": f"{time.monotonic() - started:.1f}",
+    }
+    return Summary(fields)

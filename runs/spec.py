@@ -1,0 +1,117 @@
+"""The run spec: one TOML file (or the embedded defaults) plus command-line overrides.
+
+Sections and their keys are fixed; an unknown section or key, or a value of
+the wrong type, is refused with a message naming it and the allowed ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 3, "candidates": 4,
+            "level15": True, "wall_time_s": 0.0, "workers": 2},
+    "benchmark": {},
+    "inner": {"budget": 50, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
+    "panels": {"search_instances": 4, "validation_instances": 12, "test_instances": 12,
+               "seeds_per_instance": 2, "salt": "bilevel-v1"},
+    "judge": {"promotion": 0.0, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,
+              "confidence": 0.95, "n_boot": 2000, "stage1_pairs": 8, "stage1_margin": 0.0, "veto_floors": {}},
+    "sandbox": {"call_timeout_s": 2.0, "run_timeout_s": 120.0, "memory_bytes": 1 << 30},
+}
+
+# Benchmark options are the benchmark's own to check; every other section is checked here.
+FREE_SECTIONS = {"benchmark"}
+
+
+class SpecError(ValueError):
+    """The spec is malformed; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A validated spec. ``data`` has every section of DEFAULTS, filled in."""
+
+    data: dict[str, dict[str, Any]]
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.data[section]
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.data)
+
+
+def _check_type(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SpecError(f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(f"{where} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise SpecError(f"{where} must be a string, got {value!r}")
+    elif isinstance(default, dict) and not isinstance(value, dict):
+        raise SpecError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def merge(base: dict[str, dict[str, Any]], updates: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """``base`` with ``updates`` applied, checking sections, keys and types."""
+    out = copy.deepcopy(base)
+    for section, values in updates.items():
+        if section not in DEFAULTS:
+            raise SpecError(f"{source}: unknown section [{section}]; sections are {', '.join(DEFAULTS)}")
+        if not isinstance(values, dict):
+            raise SpecError(f"{source}: [{section}] must be a table of key = value")
+        for key, value in values.items():
+            if section in FREE_SECTIONS:
+                out[section][key] = value
+                continue
+            if key not in DEFAULTS[section]:
+                allowed = ", ".join(DEFAULTS[section])
+                raise SpecError(f"{source}: unknown key {key!r} in [{section}]; allowed: {allowed}")
+            out[section][key] = _check_type(section, key, value, DEFAULTS[section][key])
+    return out
+
+
+def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunSpec:
+    """The defaults, then the TOML file at ``path``, then ``overrides`` (from flags)."""
+    data = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        try:
+            parsed = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise SpecError(f"spec file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"spec file {path} is not valid TOML: {exc}") from exc
+        data = merge(data, parsed, str(path))
+    if overrides:
+        data = merge(data, overrides, "command line")
+    _check_ranges(data)
+    return RunSpec(data)
+
+
+def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
+    run, inner = data["run"], data["inner"]
+    rules = [
+        (run["generations"] >= 1, "[run] generations must be at least 1"),
+        (run["candidates"] >= 1, "[run] candidates must be at least 1"),
+        (run["workers"] >= 1, "[run] workers must be at least 1"),
+        (run["wall_time_s"] >= 0, "[run] wall_time_s must be >= 0 (0 means no limit)"),
+        (inner["budget"] >= 2, "[inner] budget must be at least 2 trials"),
+        (0 < inner["step_size"] <= 1, "[inner] step_size must be in (0, 1]"),
+        (data["sandbox"]["call_timeout_s"] > 0, "[sandbox] call_timeout_s must be > 0"),
+    ]
+    for ok, message in rules:
+        if not ok:
+            raise SpecError(message)
