@@ -39,8 +39,10 @@ def tunables(source: str) -> list[Tunable]:
         if not (isinstance(target, ast.Name) and target.id.isupper()):
             continue
         if isinstance(value, ast.Constant) and type(value.value) in (int, float):
+            number = value.value
+            assert isinstance(number, int | float)
             if value.end_lineno == value.lineno and value.end_col_offset is not None:
-                out.append(Tunable(target.id, value.value, value.lineno, value.col_offset, value.end_col_offset))
+                out.append(Tunable(target.id, number, value.lineno, value.col_offset, value.end_col_offset))
     return out
 
 

@@ -68,6 +68,7 @@ def new_run_id(spec: RunSpec) -> str:
 def create_run(store: Store, spec: RunSpec) -> str:
     """Record a new run (its spec and judge manifest) and return its id; nothing is evaluated yet."""
     setup = judge_setup(spec)
+    make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
     run_id = new_run_id(spec)
     store.create_run(run_id, spec.to_json(), setup.manifest.to_json(), setup.manifest.hash)
     return run_id
