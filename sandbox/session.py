@@ -1,0 +1,711 @@
+"""Host side of the sandbox: one long-lived worker process holding a stack of mechanisms.
+
+:class:`SandboxSession` is what the inner loop talks to. It compiles each
+mechanism on the host first (``sandbox.policy.compile_mechanism``), starts a
+worker (``sandbox.worker``), loads the mechanisms into it and then forwards
+hook calls, one JSON line each way. Every response is size-bounded and
+validated; nothing a worker sends can raise in the host.
+
+Each hook call has a wall-clock deadline (``Limits.call_timeout_s``, or less
+when the mechanism's share of ``Limits.run_timeout_s`` is nearly spent). The
+host waits with ``select``; past the deadline it kills the worker's process
+group and the call is a TIMEOUT. Whenever the worker dies (timeout, memory
+kill, CPU limit, segfault) the mechanism at fault is disabled (a malformed
+response counts as a CRASH fault instead), and before the next call a new
+worker is started, the remaining mechanisms are loaded again and the history
+is replayed through ``observe`` so their state is rebuilt (the contract makes
+a mechanism's state a function of the history); then the session carries on.
+The worker acknowledges each request before it runs mechanism code, so a
+worker that died on its own between calls is replaced without blaming anyone.
+
+Fault policy: POLICY_VIOLATION, TIMEOUT and MEMORY disable a mechanism at
+once; CRASH and CONTRACT_VIOLATION after ``Limits.max_faults``; a disabled
+mechanism answers every later call with the outcome that disabled it.
+A session is not thread-safe: one inner loop drives it.
+
+The worker is started as ``python -s -P -c ...`` rather than ``python -I``:
+the environment is built from scratch here, so ignoring it (``-E``) adds
+nothing, and reading it lets ``PYTHONHASHSEED=0`` make string hashing, hence
+set iteration order inside mechanisms, the same in every worker. Without that,
+a replayed or resumed run would not reproduce its proposals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mechanisms.contract import HOOK_NAMES
+from sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
+from sandbox.policy import compile_mechanism
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+STARTUP_TIMEOUT_S = 30.0
+DONE_GRACE_S = 5.0
+MAX_BLAMELESS_RETRIES = 2
+MESSAGE_CAP = 4_000
+TRACEBACK_CAP = 40_000
+MAX_VALUE_DEPTH = 80
+LINE_OVERHEAD_BYTES = 512 * 1024
+WORKER_ENV = {
+    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
+}
+_LOAD = "load"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandbox session and its worker."""
+
+    call_timeout_s: float = 2.0       # wall clock per call
+    run_timeout_s: float = 120.0      # total wall clock of all calls of one mechanism in one session
+    cpu_s: int = 600                  # RLIMIT_CPU of the worker
+    memory_bytes: int = 1 << 30       # RLIMIT_AS
+    file_size_bytes: int = 0
+    open_files: int = 64
+    max_value_bytes: int = 1_000_000
+    max_faults: int = 3               # a mechanism is disabled after this many CRASH/CONTRACT faults
+
+    def __post_init__(self) -> None:
+        if self.call_timeout_s <= 0 or self.run_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.cpu_s < 1 or self.memory_bytes < 1 << 26 or self.open_files < 8:
+            raise ValueError("cpu_s >= 1, memory_bytes >= 64 MiB and open_files >= 8 are required")
+        if self.file_size_bytes < 0 or self.max_value_bytes < 1024 or self.max_faults < 1:
+            raise ValueError("file_size_bytes >= 0, max_value_bytes >= 1024 and max_faults >= 1 are required")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def worker_command(root: str = ROOT) -> list[str]:
+    """The command line of a worker process."""
+    code = f"import sys; sys.path.insert(0, {root!r}); from sandbox.worker import main; main()"
+    return [sys.executable, "-s", "-P", "-c", code]
+
+
+# --------------------------------------------------------------------------- worker process
+class ReadFailure(StrEnum):
+    """Why no protocol line came back."""
+
+    TIMEOUT = "timeout"
+    EOF = "eof"
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+
+
+def _reap(proc: subprocess.Popen[bytes], tmpdir: str) -> None:
+    """Kill the worker's process group, wait for it, close its pipes, remove its directory."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class WorkerProcess:
+    """One worker process and its pipes. Created by a session; :meth:`kill` reaps it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
+        try:
+            self.proc = subprocess.Popen(
+                worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=dict(WORKER_ENV), cwd=self.tmpdir, start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            raise WorkerStartError(f"cannot start the sandbox worker: {exc}") from exc
+        self._finalizer = weakref.finalize(self, _reap, self.proc, self.tmpdir)
+        self.buf = bytearray()
+        self.max_line = limits.max_value_bytes + LINE_OVERHEAD_BYTES
+        self.layers: tuple[str, ...] = ()
+        self.cpu_s = 0.0
+        self.killed_by_host = False
+        self._handshake(limits)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _handshake(self, limits: Limits) -> None:
+        sent = self.send({"op": "init", "limits": limits.to_json()})
+        ready = self.read(time.monotonic() + STARTUP_TIMEOUT_S) if sent else ReadFailure.EOF
+        if isinstance(ready, ReadFailure) or ready.get("ready") is not True:
+            self.kill()
+            raise WorkerStartError(f"the sandbox worker did not start ({ready!r}, exit status {self.proc.returncode})")
+        layers = ready.get("layers")
+        if isinstance(layers, list) and all(isinstance(x, str) for x in layers):
+            self.layers = tuple(layers)
+
+    def send(self, obj: dict[str, Any]) -> bool:
+        """Write one request line; False if the worker is gone."""
+        data = (json.dumps(obj, allow_nan=True, separators=(",", ":")) + "\n").encode()
+        stdin = self.proc.stdin
+        if stdin is None:
+            return False
+        try:
+            stdin.write(data)
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def read(self, deadline: float) -> dict[str, Any] | ReadFailure:
+        """The next protocol line as a dict, or why there is none by ``deadline``."""
+        stdout = self.proc.stdout
+        if stdout is None:
+            return ReadFailure.EOF
+        fd = stdout.fileno()
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self.buf[:nl])
+                del self.buf[: nl + 1]
+                return self._parse(line)
+            if len(self.buf) > self.max_line:
+                return ReadFailure.OVERSIZED
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ReadFailure.TIMEOUT
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return ReadFailure.TIMEOUT
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return ReadFailure.EOF
+            self.buf += chunk
+
+    def _parse(self, line: bytes) -> dict[str, Any] | ReadFailure:
+        if len(line) > self.max_line:
+            return ReadFailure.OVERSIZED
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):
+            return ReadFailure.MALFORMED
+        return obj if isinstance(obj, dict) else ReadFailure.MALFORMED
+
+    def alive(self) -> bool:
+        """Whether the process is still running (without reaping it)."""
+        if self.proc.returncode is not None:
+            return False
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
+
+    def kill(self) -> None:
+        """Kill the process group and reap it; idempotent."""
+        self._finalizer()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------- session
+@dataclass
+class _Entry:
+    """The host's bookkeeping for one mechanism of the stack."""
+
+    mech_id: str
+    source: str
+    position: int
+    hooks: tuple[str, ...] = ()
+    enabled: bool = True
+    faults: int = 0
+    spent_s: float = 0.0
+    disabled: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The worker stopped answering during call ``index`` of a request; ``outcome`` blames that call.
+
+    ``index`` is -1 when the worker failed before acknowledging the request: nobody is to blame.
+    """
+
+    index: int
+    mech_id: str
+    outcome: Outcome
+
+    @property
+    def blameless(self) -> bool:
+        return self.index < 0
+
+
+_UNAVAILABLE = _Failure(-1, "", Outcome(Status.CRASH, message="the worker was unavailable", layer="host"))
+
+
+_SIGNAL_OUTCOMES: dict[int, tuple[Status, str]] = {
+    signal.SIGXCPU: (Status.TIMEOUT, "rlimit"),
+    signal.SIGKILL: (Status.MEMORY, "rlimit"),
+    signal.SIGXFSZ: (Status.POLICY_VIOLATION, "rlimit"),
+    signal.SIGSYS: (Status.POLICY_VIOLATION, "seccomp"),
+}
+
+
+def _death_outcome(returncode: int | None, hook: str, elapsed: float) -> Outcome:
+    """What a worker that died by itself during ``hook`` means."""
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        status, layer = _SIGNAL_OUTCOMES.get(sig, (Status.CRASH, "host"))
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+        return Outcome(status, message=f"the worker died with {name} during {hook}", elapsed_s=elapsed, layer=layer)
+    return Outcome(Status.CRASH, message=f"the worker exited (status {returncode}) during {hook}",
+                   elapsed_s=elapsed, layer="host")
+
+
+def _clean(text: str, limit: int) -> str:
+    """Worker-supplied text as valid UTF-8 of bounded length."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _sound_value(value: Any, depth: int) -> bool:
+    """Whether a parsed value is JSON data the host can store: bounded depth, valid Unicode text."""
+    if depth > MAX_VALUE_DEPTH:
+        return False
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(_sound_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_sound_value(k, depth + 1) and _sound_value(v, depth + 1) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """A plain-data copy of ``value`` (host-side input check)."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"{what} is not JSON data: {exc}") from exc
+
+
+class SandboxSession:
+    """The sandbox of one inner run: one long-lived worker holding a stack of mechanisms.
+
+    Construct it, call :meth:`start`, then per inner-loop iteration call
+    :meth:`guide_all`, :meth:`call` (``propose``/``review``) and
+    :meth:`observe`; :meth:`close` at the end (or use it as a context manager).
+    :meth:`reload` starts the next inner run in the same worker.
+    """
+
+    def __init__(self, mechanisms: Sequence[tuple[str, str]], space: dict[str, Any], seed: int, budget: int,
+                 limits: Limits = Limits()) -> None:
+        self.limits = limits
+        self._worker: WorkerProcess | None = None
+        self._layers: tuple[str, ...] = ()
+        self._closed = False
+        self._configure(mechanisms, space, seed, budget)
+
+    def _configure(self, mechanisms: Sequence[tuple[str, str]], space: dict[str, Any], seed: int,
+                   budget: int) -> None:
+        ids = [str(mid) for mid, _ in mechanisms]
+        if len(set(ids)) != len(ids):
+            raise SandboxError(f"mechanism ids must be unique: {ids}")
+        sources = [str(src) for _, src in mechanisms]
+        self._entries = {mid: _Entry(mid, src, pos) for pos, (mid, src) in enumerate(zip(ids, sources, strict=True))}
+        self._order = ids
+        self._space = _plain_json(space, "space")
+        self._seed = int(seed)
+        self._budget = int(budget)
+        self._history: list[dict[str, Any]] = []
+
+    # -- context manager ----------------------------------------------------------
+    def __enter__(self) -> SandboxSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- public state -------------------------------------------------------------
+    @property
+    def active(self) -> list[str]:
+        """Enabled mechanism ids, in stack order."""
+        return [mid for mid in self._order if self._entries[mid].enabled]
+
+    def hooks(self, mech_id: str) -> tuple[str, ...]:
+        """The hooks ``mech_id`` defines (empty if it never loaded)."""
+        return self._entry(mech_id).hooks
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The protection layers active in the current (or last) worker."""
+        return self._layers
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The pid of the current worker process, if one is running."""
+        return self._worker.pid if self._worker is not None else None
+
+    def fault_count(self, mech_id: str) -> int:
+        """CRASH and CONTRACT_VIOLATION faults counted against ``mech_id`` so far."""
+        return self._entry(mech_id).faults
+
+    def disabled_reason(self, mech_id: str) -> Outcome | None:
+        """The outcome that disabled ``mech_id``, or None while it is enabled."""
+        return self._entry(mech_id).disabled
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> dict[str, Outcome]:
+        """Compile and load every mechanism; failed ones are disabled. OK values are ``{"hooks": [...]}``.
+
+        Called once after construction (and by :meth:`reload`). Starts a worker
+        only when some mechanism compiled.
+        """
+        self._check_open()
+        report = self._compile_all()
+        for _ in range(len(self._order) + MAX_BLAMELESS_RETRIES + 1):
+            if not self.active:
+                break
+            if self._worker is None or not self._worker.alive():
+                self._spawn()
+            if self._load_active(report, charge=True):
+                break
+        else:
+            raise SandboxError("the sandbox worker could not load the mechanisms")
+        return {mid: report[mid] for mid in self._order if mid in report}
+
+    def reload(self, mechanisms: Sequence[tuple[str, str]], seed: int, budget: int,
+               space: dict[str, Any] | None = None) -> dict[str, Outcome]:
+        """Start the next inner run in the same worker: fresh globals, state, history and budgets.
+
+        Called between consecutive inner runs instead of a new session (a worker
+        start costs about 0.2 s). The worker is replaced when it has used half
+        of its CPU limit, since RLIMIT_CPU is cumulative.
+        """
+        self._check_open()
+        if self._worker is not None and self._worker.cpu_s > self.limits.cpu_s / 2:
+            self._kill_worker()
+        self._configure(mechanisms, self._space if space is None else space, seed, budget)
+        return self.start()
+
+    def close(self) -> None:
+        """Kill the worker's whole process group and reap it; idempotent."""
+        self._closed = True
+        self._kill_worker()
+
+    def disable(self, mech_id: str, reason: str) -> None:
+        """Disable a mechanism (called by the host, e.g. after contract violations it detects)."""
+        self._disable(mech_id, Outcome(Status.CONTRACT_VIOLATION, message=reason, layer="host"))
+
+    def note_fault(self, mech_id: str, message: str) -> bool:
+        """Count a contract fault the host detected (e.g. an invalid config); True if that disabled it."""
+        entry = self._entry(mech_id)
+        self._account(mech_id, Outcome(Status.CONTRACT_VIOLATION, message=message, layer="host"))
+        return not entry.enabled
+
+    # -- hooks --------------------------------------------------------------------
+    def guide_all(self, trial_index: int) -> dict[str, Outcome]:
+        """Call ``guide`` on every active mechanism that defines it, in stack order (step 1 of an iteration)."""
+        self._check_open()
+        return self._call_each("guide", self._active_with("guide"), int(trial_index), {}, None)
+
+    def call(self, mech_id: str, hook: str, trial_index: int, guidance: dict[str, Any],
+             candidate: dict[str, Any] | None = None) -> Outcome:
+        """Call ``propose`` or ``review`` on one mechanism (steps 2 and 3 of an iteration)."""
+        self._check_open()
+        entry = self._entry(mech_id)
+        if hook not in ("guide", "propose", "review"):
+            raise SandboxError(f"call() runs guide, propose or review, not {hook!r}")
+        if not entry.enabled:
+            return self._disabled_outcome(entry)
+        if hook not in entry.hooks:
+            raise SandboxError(f"mechanism {mech_id!r} does not define {hook!r}")
+        guidance = _plain_json(guidance or {}, "guidance")
+        candidate = _plain_json(candidate, "candidate")
+        results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate)
+        return results.get(mech_id) or self._disabled_outcome(entry)
+
+    def observe(self, trial: dict[str, Any]) -> dict[str, Outcome]:
+        """Record a finished trial and call ``observe`` on every active mechanism that defines it (step 5)."""
+        self._check_open()
+        trial = _plain_json(trial, "trial")
+        if not isinstance(trial, dict) or not isinstance(trial.get("index", 0), int):
+            raise SandboxError("a trial must be a dict with an int 'index'")
+        self._history.append(trial)
+        results: dict[str, Outcome] = {}
+        retries = 0
+        while self.active:
+            self._ensure_worker(replay_upto=len(self._history) - 1)
+            mechs = self._within_budget(self._active_with("observe"), results)
+            request = {"op": "observe", "trial": trial, "mechs": mechs}
+            outcomes, failure = self._stream(request, [(m, "observe") for m in mechs], charge=True)
+            for mid, out in zip(mechs, outcomes, strict=False):
+                if mid not in results:
+                    results[mid] = out
+                    self._account(mid, out)
+            if failure is None:
+                break
+            retries = self._after_failure(failure, results, retries)
+        return {mid: results[mid] for mid in self._order if mid in results}
+
+    # -- internals: calls -----------------------------------------------------------
+    def _call_each(self, hook: str, mechs: list[str], t: int, guidance: dict[str, Any],
+                   candidate: dict[str, Any] | None) -> dict[str, Outcome]:
+        results: dict[str, Outcome] = {}
+        pending = list(mechs)
+        retries = 0
+        while pending:
+            pending = self._within_budget(pending, results)
+            if not pending:
+                break
+            self._ensure_worker(replay_upto=len(self._history))
+            request = {"op": "call", "hook": hook, "mechs": pending, "trial_index": t,
+                       "guidance": guidance, "candidate": candidate}
+            outcomes, failure = self._stream(request, [(m, hook) for m in pending], charge=True)
+            for mid, out in zip(pending, outcomes, strict=False):
+                results[mid] = out
+                self._account(mid, out)
+            if failure is None:
+                break
+            retries = self._after_failure(failure, results, retries)
+            if not failure.blameless:
+                pending = [m for m in pending[failure.index + 1:] if self._entries[m].enabled]
+        return {mid: results[mid] for mid in mechs if mid in results}
+
+    def _after_failure(self, failure: _Failure, results: dict[str, Outcome], retries: int) -> int:
+        """Record a failed call (or count a blameless retry); the caller then restarts the worker."""
+        if failure.blameless:
+            if retries >= MAX_BLAMELESS_RETRIES:
+                raise SandboxError("the sandbox worker keeps failing before it runs any mechanism code")
+            return retries + 1
+        results[failure.mech_id] = failure.outcome
+        self._account(failure.mech_id, failure.outcome)
+        return retries
+
+    def _within_budget(self, mechs: list[str], results: dict[str, Outcome]) -> list[str]:
+        """Drop (and disable, with TIMEOUT) mechanisms whose run budget is spent."""
+        keep = []
+        for mid in mechs:
+            entry = self._entries[mid]
+            if not entry.enabled:
+                continue
+            if entry.spent_s >= self.limits.run_timeout_s:
+                out = Outcome(Status.TIMEOUT, layer="timeout",
+                              message=f"run budget of {self.limits.run_timeout_s:.3g} s exhausted")
+                results[mid] = out
+                self._disable(mid, out)
+            else:
+                keep.append(mid)
+        return keep
+
+    def _call_limit(self, mech_id: str, charge: bool) -> tuple[float, str]:
+        if not charge:
+            return self.limits.call_timeout_s, "call timeout"
+        left = self.limits.run_timeout_s - self._entries[mech_id].spent_s
+        if left < self.limits.call_timeout_s:
+            return max(left, 0.0), "run budget"
+        return self.limits.call_timeout_s, "call timeout"
+
+    def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]],
+                charge: bool) -> tuple[list[Outcome], _Failure | None]:
+        """Send one request and read one exit line per expected call, then ``done``.
+
+        On a failure the worker is dead (killed if need be) and the failing call is blamed.
+        """
+        worker = self._worker
+        if worker is None:
+            raise SandboxError("no worker")
+        outcomes: list[Outcome] = []
+        start = time.monotonic()
+        ack = worker.read(start + self.limits.call_timeout_s + DONE_GRACE_S) if worker.send(request) else None
+        if not isinstance(ack, dict) or ack.get("ack") is not True:
+            self._kill_worker()
+            return outcomes, _UNAVAILABLE
+        for i, (mid, hook) in enumerate(calls):
+            limit, kind = self._call_limit(mid, charge)
+            event = worker.read(start + limit)
+            now = time.monotonic()
+            outcome = self._exit_outcome(event, mid, hook)
+            if outcome is None:
+                return outcomes, _Failure(i, mid, self._fail(worker, event, hook, now - start, limit, kind))
+            if charge:
+                self._entries[mid].spent_s += now - start
+            outcomes.append(outcome)
+            start = now
+        self._finish(worker, start)
+        return outcomes, None
+
+    def _exit_outcome(self, event: dict[str, Any] | ReadFailure, mech_id: str, hook: str) -> Outcome | None:
+        """The outcome in a well-formed exit line for ``mech_id``, else None."""
+        if isinstance(event, ReadFailure) or event.get("exit") != mech_id:
+            return None
+        data = event.get("outcome")
+        if not isinstance(data, dict):
+            return None
+        try:
+            outcome = Outcome.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not _sound_value(outcome.value, 0):
+            return None
+        outcome = dataclasses.replace(outcome, message=_clean(outcome.message, MESSAGE_CAP),
+                                      traceback=_clean(outcome.traceback, TRACEBACK_CAP))
+        if hook == _LOAD and outcome.ok:
+            hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
+            if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):
+                return None
+        return outcome
+
+    def _finish(self, worker: WorkerProcess, start: float) -> None:
+        """Read the ``done`` line; a worker that does not send it is killed (to be restarted on demand)."""
+        event = worker.read(start + self.limits.call_timeout_s + DONE_GRACE_S)
+        if isinstance(event, ReadFailure) or event.get("done") is not True or "error" in event:
+            self._kill_worker()
+            return
+        cpu = event.get("cpu_s")
+        if isinstance(cpu, (int, float)):
+            worker.cpu_s = float(cpu)
+
+    def _fail(self, worker: WorkerProcess, event: dict[str, Any] | ReadFailure, hook: str, elapsed: float,
+              limit: float, kind: str) -> Outcome:
+        """Kill the worker and describe what went wrong during ``hook``."""
+        died_alone = event is ReadFailure.EOF
+        self._kill_worker()
+        if event is ReadFailure.TIMEOUT:
+            return Outcome(Status.TIMEOUT, elapsed_s=elapsed, layer="timeout",
+                           message=f"{hook} exceeded the {kind} of {limit:.3g} s; the worker was killed")
+        if died_alone:
+            return _death_outcome(worker.returncode, hook, elapsed)
+        detail = event.value if isinstance(event, ReadFailure) else f"unexpected line {str(event)[:200]!r}"
+        if isinstance(event, dict) and "error" in event:
+            detail = f"worker error: {str(event['error'])[:500]}"
+        return Outcome(Status.CRASH, elapsed_s=elapsed, layer="host",
+                       message=f"malformed response from the worker during {hook} ({detail}); the worker was killed")
+
+    # -- internals: worker ----------------------------------------------------------
+    def _spawn(self) -> None:
+        self._kill_worker()
+        self._worker = WorkerProcess(self.limits)
+        self._layers = self._worker.layers
+
+    def _kill_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+
+    def _ensure_worker(self, replay_upto: int) -> None:
+        """Make sure a live worker holds every active mechanism and the first ``replay_upto`` trials."""
+        if not self.active:
+            self._kill_worker()
+            return
+        if self._worker is not None and self._worker.alive():
+            return
+        for _ in range(len(self._order) + MAX_BLAMELESS_RETRIES + 1):
+            self._spawn()
+            if not self.active:
+                self._kill_worker()
+                return
+            if self._load_active(None, charge=False) and self._replay(self._history[:replay_upto]):
+                return
+        raise SandboxError("the sandbox worker could not be restarted")
+
+    def _load_active(self, report: dict[str, Outcome] | None, charge: bool) -> bool:
+        """Load the active mechanisms into the worker; False if the worker died (the culprit is disabled)."""
+        ids = self.active
+        request = {"op": "load", "space": self._space, "seed": self._seed, "budget": self._budget,
+                   "max_value_bytes": self.limits.max_value_bytes,
+                   "mechanisms": [[m, self._entries[m].position, self._entries[m].source] for m in ids]}
+        outcomes, failure = self._stream(request, [(m, _LOAD) for m in ids], charge=charge)
+        for mid, out in zip(ids, outcomes, strict=False):
+            self._adopt_load(mid, out, report)
+        if failure is not None:
+            if not failure.blameless:
+                self._adopt_load(failure.mech_id, failure.outcome, report)
+            return False
+        return True
+
+    def _adopt_load(self, mech_id: str, outcome: Outcome, report: dict[str, Outcome] | None) -> None:
+        if report is not None:
+            report[mech_id] = outcome
+        if outcome.ok:
+            self._entries[mech_id].hooks = tuple(outcome.value["hooks"])
+        else:
+            self._disable(mech_id, outcome)
+
+    def _replay(self, trials: list[dict[str, Any]]) -> bool:
+        """Feed the history to a fresh worker through ``observe``; outcomes are ignored unless the worker dies."""
+        if not trials:
+            return True
+        mechs = self._active_with("observe")
+        request = {"op": "replay", "trials": trials, "mechs": mechs}
+        _, failure = self._stream(request, [(m, "observe") for _ in trials for m in mechs], charge=False)
+        if failure is None:
+            return True
+        if not failure.blameless:
+            out = failure.outcome
+            self._disable(failure.mech_id, dataclasses.replace(out, message=f"during replay: {out.message}"))
+        return False
+
+    # -- internals: bookkeeping -----------------------------------------------------
+    def _compile_all(self) -> dict[str, Outcome]:
+        report: dict[str, Outcome] = {}
+        for mid in self._order:
+            outcome = compile_mechanism(self._entries[mid].source, f"<mechanism {mid}>")
+            if not outcome.ok:
+                report[mid] = outcome
+                self._disable(mid, outcome)
+        return report
+
+    def _account(self, mech_id: str, outcome: Outcome) -> None:
+        """Count a fault; CRASH and CONTRACT faults disable at ``max_faults``, the others at once."""
+        if outcome.ok:
+            return
+        entry = self._entries[mech_id]
+        if outcome.status in (Status.CRASH, Status.CONTRACT_VIOLATION):
+            entry.faults += 1
+            if entry.faults < self.limits.max_faults:
+                return
+            outcome = dataclasses.replace(outcome, message=f"{entry.faults} faults, last: {outcome.message}")
+        self._disable(mech_id, outcome)
+
+    def _disable(self, mech_id: str, outcome: Outcome) -> None:
+        entry = self._entry(mech_id)
+        if entry.enabled:
+            entry.enabled = False
+            entry.disabled = outcome
+
+    def _disabled_outcome(self, entry: _Entry) -> Outcome:
+        why = entry.disabled or Outcome(Status.CONTRACT_VIOLATION, message="disabled", layer="host")
+        return Outcome(why.status, message=f"mechanism disabled: {why.message}", layer=why.layer)
+
+    def _active_with(self, hook: str) -> list[str]:
+        return [mid for mid in self.active if hook in self._entries[mid].hooks]
+
+    def _entry(self, mech_id: str) -> _Entry:
+        try:
+            return self._entries[mech_id]
+        except KeyError:
+            raise SandboxError(f"unknown mechanism {mech_id!r}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError("the sandbox session is closed")

@@ -1,0 +1,4 @@
+# expect: timeout
+def propose(ctx, state):
+    while True:
+        pass

@@ -1,0 +1,8 @@
+# expect: policy_violation
+# "from m import x" falls back to sys.modules["m.x"] when the module object has a __name__;
+# the numpy facade has none.
+from numpy import ctypeslib
+
+
+def propose(ctx, state):
+    return ctypeslib.ctypes.CDLL(None)

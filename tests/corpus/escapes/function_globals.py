@@ -1,0 +1,7 @@
+# expect: policy_violation
+# Functions of facades have no readable attributes (func_globals, __wrapped__, ...).
+import numpy as np
+
+
+def propose(ctx, state):
+    return np.mean.func_globals

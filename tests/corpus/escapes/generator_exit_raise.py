@@ -1,0 +1,4 @@
+# expect: crash
+# A BaseException that is not an Exception must not take the worker down.
+def propose(ctx, state):
+    raise GeneratorExit("bye")

@@ -1,0 +1,8 @@
+# expect: policy_violation
+# ruff: noqa
+# Rebinding a guard at module level.
+_getattr_ = lambda obj, name: None
+
+
+def propose(ctx, state):
+    return None

@@ -1,0 +1,7 @@
+# expect: policy_violation
+# "builtins" is a reserved name in RestrictedPython.
+import builtins
+
+
+def propose(ctx, state):
+    return builtins.open("/tmp/bilevel-escape-builtins", "w")

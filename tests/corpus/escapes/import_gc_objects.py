@@ -1,0 +1,5 @@
+# expect: policy_violation
+# gc.get_objects() would reach every object in the worker.
+def propose(ctx, state):
+    import gc
+    return len(gc.get_objects())

@@ -1,0 +1,5 @@
+# expect: policy_violation
+# sys.modules would hand out every loaded module.
+def propose(ctx, state):
+    import sys
+    return sys.modules["os"].listdir("/")

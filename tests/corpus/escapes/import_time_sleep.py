@@ -1,0 +1,6 @@
+# expect: policy_violation
+# Sleep exhaustion needs the time module, which is not importable.
+def propose(ctx, state):
+    import time
+    time.sleep(100)
+    return None

@@ -1,0 +1,6 @@
+# expect: memory
+# Growing step by step rather than in one allocation.
+def propose(ctx, state):
+    chunks = []
+    while True:
+        chunks.append("x" * 10**7)

@@ -1,0 +1,7 @@
+# expect: policy_violation
+# ndarray.ctypes exposes raw pointers.
+import numpy as np
+
+
+def propose(ctx, state):
+    return np.zeros(3).ctypes.data

@@ -1,0 +1,8 @@
+# expect: policy_violation
+# ndarray.dump pickles to a file.
+import numpy as np
+
+
+def propose(ctx, state):
+    np.arange(3).dump("/tmp/bilevel-escape-dump")
+    return None

@@ -1,0 +1,3 @@
+# expect: contract_violation
+def helper(ctx, state):
+    return None

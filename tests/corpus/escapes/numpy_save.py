@@ -1,0 +1,8 @@
+# expect: policy_violation
+# FACTS: an exposed numpy allowed np.save.
+import numpy as np
+
+
+def propose(ctx, state):
+    np.save("/tmp/bilevel-escape-npsave.npy", np.zeros(3))
+    return None

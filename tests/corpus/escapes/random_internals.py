@@ -1,0 +1,8 @@
+# expect: policy_violation
+# The random facade has no seed or state: a mechanism cannot fix or read its own stream.
+import random
+
+
+def propose(ctx, state):
+    random.seed(0)
+    return random.random()

@@ -1,0 +1,7 @@
+# expect: crash
+def down(n):
+    return down(n + 1)
+
+
+def propose(ctx, state):
+    return down(0)

@@ -1,0 +1,8 @@
+# expect: policy_violation
+# ruff: noqa
+# A relative import would resolve against the worker's package.
+from . import worker
+
+
+def propose(ctx, state):
+    return None

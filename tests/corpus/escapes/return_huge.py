@@ -1,0 +1,3 @@
+# expect: contract_violation
+def propose(ctx, state):
+    return list(range(10**6))

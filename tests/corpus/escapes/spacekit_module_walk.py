@@ -1,0 +1,7 @@
+# expect: policy_violation
+# The real spacekit module imports math; the facade exposes only spacekit's functions.
+import spacekit
+
+
+def propose(ctx, state):
+    return spacekit.math.sqrt(2.0)

@@ -1,0 +1,4 @@
+# expect: policy_violation
+# type() would give classes, and type(...).__subclasses__ and friends.
+def propose(ctx, state):
+    return type(ctx).mro()
