@@ -136,7 +136,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print("status: not finished (bilevel resume " + row.run_id + ")")
     else:
         for k, v in summary.items():
-            if k != "run":
+            if k not in ("run", "benchmark", "manifest"):
                 print(f"{k}: {v}")
     print("lineage:")
     for line in lineage_lines(store, args.run_id):

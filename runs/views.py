@@ -55,9 +55,9 @@ def lineage_lines(store: Store, run_id: str) -> list[str]:
         kids = children.get(key, [])
         for i, r in enumerate(kids):
             last = i == len(kids) - 1
-            mark = "KEPT" if r["verdict"] == "kept" else r["verdict"]
+            reason = r["reason"] if r["verdict"] != "kept" else "KEPT " + r["reason"].removeprefix("kept: ")
             lines.append(f"{prefix}{'`-- ' if last else '|-- '}g{r['generation']} [{r['id'][:8]}] "
-                         f"{r['operation']}: {mark}: {r['reason']}")
+                         f"{r['operation']} -> {reason}")
             if r["verdict"] == "kept":
                 walk(r["id"], prefix + ("    " if last else "|   "))
 
