@@ -147,7 +147,7 @@ class InnerLoop:
             try:
                 g = check_guidance(out.value, self.space.names)
             except ContractError as exc:
-                it.events.append(HookEvent(mid, "guide", Status.CONTRACT_VIOLATION.value, False, str(exc)))
+                self._contract_fault(it, mid, "guide", str(exc))
                 continue
             it.events.append(HookEvent(mid, "guide", Status.OK.value, bool(g)))
             parts.append(g)
@@ -165,7 +165,7 @@ class InnerLoop:
                 continue
             problem = self._invalid(out.value)
             if problem:
-                it.events.append(HookEvent(mid, "propose", Status.CONTRACT_VIOLATION.value, False, problem))
+                self._contract_fault(it, mid, "propose", problem)
                 continue
             it.events.append(HookEvent(mid, "propose", Status.OK.value, True))
             return dict(out.value), f"mechanism:{mid}"
@@ -186,12 +186,18 @@ class InnerLoop:
                 it.events.append(HookEvent(mid, "review", Status.OK.value, True, f"rejected: {value[:200]}"))
                 return candidate, value
             elif problem := self._invalid(value):
-                it.events.append(HookEvent(mid, "review", Status.CONTRACT_VIOLATION.value, False, problem))
+                self._contract_fault(it, mid, "review", problem)
             else:
                 changed = value != candidate
                 it.events.append(HookEvent(mid, "review", Status.OK.value, changed))
                 candidate = dict(value)
         return candidate, None
+
+    def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
+        """Record a value the host refused; the session disables the mechanism after repeated faults."""
+        it.events.append(HookEvent(mid, hook, Status.CONTRACT_VIOLATION.value, False, problem[:500]))
+        if self.session is not None:
+            self.session.note_fault(mid, f"{hook}: {problem}")
 
     def _observe(self, trial: Trial) -> list[HookEvent]:
         if self.session is None:

@@ -25,6 +25,7 @@ from judge.evaluate import Evaluator, Judge
 from judge.panels import PanelEntry
 from judge.stack import Mechanism, Stack
 from outer.authors.base import Author, AuthorContext, Candidate
+from outer.errors import BudgetExhausted
 from outer.level15 import propose_config
 from outer.traces import TraceReport, analyse
 
@@ -89,7 +90,7 @@ class OuterLoop:
     def __init__(self, *, space: Space, search_panel: Sequence[PanelEntry], judge: Judge, evaluator: Evaluator,
                  author: Author, library: Sequence[Mechanism], settings: OuterSettings, recorder: Recorder,
                  conformance: ConformanceCheck, baseline: Stack,
-                 progress: Callable[[str], None] = lambda _msg: None) -> None:
+                 progress: Callable[[str], None] = lambda _msg: None, started: float | None = None) -> None:
         self.space = space
         self.search_panel = tuple(search_panel)
         self.judge = judge
@@ -100,26 +101,31 @@ class OuterLoop:
         self.check = conformance
         self.progress = progress
         self.state = OuterState(incumbent=baseline, library=list(library))
-        self._start = time.monotonic()
+        self._start = time.monotonic() if started is None else started
 
     def run(self) -> OuterState:
         for m in self.state.library:
             self.recorder.record_mechanism(m, "builtin", -1, ())
-        for generation in range(self.settings.generations):
-            if self._out_of_time():
-                self.state.stopped = f"wall-time budget of {self.settings.wall_time_s:g} s reached"
-                self.recorder.record_event(f"budget:{generation}", "budget_stop",
-                                           {"generation": generation, "reason": self.state.stopped})
-                break
-            self._generation(generation)
+        try:
+            for generation in range(self.settings.generations):
+                self._generation(generation)
+        except BudgetExhausted as stop:
+            self.state.stopped = str(stop)
         return self.state
 
-    def _out_of_time(self) -> bool:
+    def _check_budget(self, generation: int, index: int) -> None:
+        """Stop cleanly (before a generation or a candidate) once the wall-time budget is spent."""
         limit = self.settings.wall_time_s
-        return limit is not None and time.monotonic() - self._start >= limit
+        if limit is None or time.monotonic() - self._start < limit:
+            return
+        reason = f"wall-time budget of {limit:g} s reached in generation {generation}"
+        self.recorder.record_event(f"budget:{generation}:{index}", "budget_stop",
+                                   {"generation": generation, "candidate": index, "reason": reason})
+        raise BudgetExhausted(reason)
 
     def _generation(self, generation: int) -> None:
         st = self.state
+        self._check_budget(generation, -1)
         self.recorder.record_event(f"gen:{generation}:start", "generation_start",
                                    {"generation": generation, "incumbent": st.incumbent.key})
         self.progress(f"gen {generation + 1}/{self.settings.generations}: traces of the incumbent")
@@ -127,6 +133,7 @@ class OuterLoop:
         candidates = self._candidates(generation, analysis)
         best: tuple[float, Candidate] | None = None
         for index, cand in enumerate(candidates):
+            self._check_budget(generation, index)
             self.progress(f"gen {generation + 1}/{self.settings.generations}: candidate {index + 1}/"
                           f"{len(candidates)} ({cand.operation[:60]})")
             verdict = self._judge(generation, index, cand)

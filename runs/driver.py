@@ -113,7 +113,7 @@ def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda 
     evaluator = PanelEvaluator(BenchmarkRef.of(spec["run"]["benchmark"], spec["benchmark"]), settings,
                                cache=recorder, workers=spec["run"]["workers"], on_eval=on_eval)
     try:
-        state = _outer(spec, setup, settings, evaluator, recorder, progress).run()
+        state = _outer(spec, setup, settings, evaluator, recorder, progress, started).run()
         summary = _summarise(run_id, spec, setup, evaluator, state, recorder, started, progress)
     finally:
         evaluator.close()
@@ -122,7 +122,7 @@ def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda 
 
 
 def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator: PanelEvaluator,
-           recorder: RunRecorder, progress: Callable[[str], None]) -> OuterLoop:
+           recorder: RunRecorder, progress: Callable[[str], None], started: float) -> OuterLoop:
     run = spec["run"]
     judge = Judge(setup.panels.validation, setup.panels.stage1(setup.thresholds.stage1_pairs),
                   setup.thresholds, setup.manifest.hash, evaluator)
@@ -133,7 +133,7 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
                      evaluator=evaluator, author=make_author(run["author"]), library=builtin_library(),
                      settings=outer, recorder=recorder,
                      conformance=lambda source: check_conformance(source, limits=settings.limits).to_json(),
-                     baseline=Stack((), settings.search), progress=progress)
+                     baseline=Stack((), settings.search), progress=progress, started=started)
 
 
 def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEvaluator, state: OuterState,

@@ -135,3 +135,31 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "unknown key 'budgett'" in capsys.readouterr().err
     assert main(["show", "no-such-run", "--store", str(tmp_path)]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_sandbox_check_reports_one_mechanism(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\ndef propose(ctx, state):\n    return None\n")
+    assert main(["sandbox-check", str(bad), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "policy_violation" and "'os'" in report["message"]
+    good = Path(runs.driver.__file__).resolve().parents[1] / "mechanisms" / "builtin" / "tabu.py"
+    assert main(["sandbox-check", str(good)]) == 0
+    assert "status: ok" in capsys.readouterr().out
+    assert main(["sandbox-check", str(tmp_path / "missing.py")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_wall_time_budget_stops_cleanly_and_resume_raises_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out, summary = _run(tmp_path, capsys, "--generations", "1", "--candidates", "1", "--wall-time", "0.001")
+    assert summary["generations"] == "0"
+    assert summary["stopped"].startswith("wall-time budget")
+    store = Store.in_dir(tmp_path)
+    assert [e["kind"] for e in store.events(summary["run"], "budget_stop")] == ["budget_stop"]
+    assert main(["resume", summary["run"], "--store", str(tmp_path), "--wall-time", "0"]) == 0
+    resumed = _summary(capsys.readouterr().out)
+    assert resumed["generations"] == "1" and resumed["stopped"] == "completed"

@@ -1,0 +1,84 @@
+"""The inner loop's fixed rules: keep only strict improvements, bounded rejections, faults recorded as data."""
+
+from __future__ import annotations
+
+import math
+
+from inner.loop import InnerSettings, run_inner
+from inner.objective import ObjectiveError
+from inner.space import Config, FloatParam, SimplexParam, Space
+
+SPACE = Space((FloatParam("x", -1, 1), FloatParam("y", -1, 1), SimplexParam("mix", ("a", "b", "c"))))
+
+
+class Sphere:
+    """A test objective; fails on configs with x > 0.9 to exercise failed trials."""
+
+    def __init__(self) -> None:
+        self.seen: list[Config] = []
+
+    @property
+    def space(self) -> Space:
+        return SPACE
+
+    def evaluate(self, config: Config) -> float:
+        self.seen.append(config)
+        if config["x"] > 0.9:
+            raise ObjectiveError("x too large for this test objective")
+        return config["x"] ** 2 + config["y"] ** 2 + config["mix"]["a"]
+
+
+REJECT_ALL = "def review(ctx, state, candidate):\n    return 'never good enough'\n"
+BAD_PROPOSAL = "def propose(ctx, state):\n    return {'x': 5.0}\n"
+ALWAYS_PROPOSE = """
+import spacekit
+
+def propose(ctx, state):
+    return spacekit.decode(ctx['space'], [0.5, 0.5, 0.2, 0.9, 0.1])
+"""
+
+
+def test_keep_only_strict_improvements_and_record_failures() -> None:
+    obj = Sphere()
+    result = run_inner(obj, [], InnerSettings(budget=40), seed=1)
+    best = math.inf
+    for t in result.trials:
+        assert t.source == "base:greedy"
+        if t.score is None:
+            assert not t.kept and "x too large" in t.error
+            continue
+        assert t.kept == (t.score < best)
+        best = min(best, t.score)
+    assert [t.config for t in result.trials] == obj.seen
+
+
+def test_rejections_are_bounded_and_recorded() -> None:
+    result = run_inner(Sphere(), [("rej", REJECT_ALL)], InnerSettings(budget=5, max_rejections=3), seed=2)
+    for t in result.trials:
+        assert t.rejections == 3
+        assert "rejection bound 3 hit" in t.error
+        assert sum(1 for e in t.hooks if e.hook == "review" and e.changed) == 3
+
+
+def test_invalid_proposals_are_contract_violations_and_the_base_proposer_steps_in() -> None:
+    result = run_inner(Sphere(), [("bad", BAD_PROPOSAL)], InnerSettings(budget=4), seed=3)
+    first = result.trials[0]
+    assert first.source == "base:greedy"
+    (event,) = [e for e in first.hooks if e.mechanism == "bad"]
+    assert event.status == "contract_violation" and "outside" in event.message
+    SPACE.validate(first.config)
+
+
+def test_the_first_proposing_mechanism_wins() -> None:
+    mechs = [("always", ALWAYS_PROPOSE), ("bad", BAD_PROPOSAL)]
+    result = run_inner(Sphere(), mechs, InnerSettings(budget=3), seed=4)
+    for t in result.trials:
+        assert t.source == "mechanism:always"
+        assert not [e for e in t.hooks if e.mechanism == "bad"], "the second mechanism was asked after a proposal"
+        assert math.isclose(sum(t.config["mix"].values()), 1.0)
+
+
+def test_a_repeat_offender_is_disabled_after_max_faults() -> None:
+    result = run_inner(Sphere(), [("bad", BAD_PROPOSAL)], InnerSettings(budget=8), seed=3)
+    asked = [t.index for t in result.trials if any(e.mechanism == "bad" for e in t.hooks)]
+    assert asked == [0, 1, 2], "the mechanism should be disabled after Limits.max_faults = 3 faults"
