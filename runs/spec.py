@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 3, "candidates": 4,
+    "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 4, "candidates": 5,
             "level15": True, "wall_time_s": 0.0, "workers": 2},
     "benchmark": {},
-    "inner": {"budget": 50, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
-    "panels": {"search_instances": 4, "validation_instances": 12, "test_instances": 12,
+    "inner": {"budget": 60, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
+    "panels": {"search_instances": 4, "validation_instances": 16, "test_instances": 16,
                "seeds_per_instance": 2, "salt": "bilevel-v1"},
-    "judge": {"promotion": 0.0, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,
+    "judge": {"promotion": 0.02, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,
               "confidence": 0.95, "n_boot": 2000, "stage1_pairs": 8, "stage1_margin": 0.0, "veto_floors": {}},
     "sandbox": {"call_timeout_s": 2.0, "run_timeout_s": 120.0, "memory_bytes": 1 << 30},
 }
