@@ -303,6 +303,7 @@ def run_inner(
     seed: int,
     resume_from: Sequence[Trial] = (),
     on_trial: Callable[[Trial], None] | None = None,
+    pool: SessionPool | None = DEFAULT_POOL,
 ) -> InnerResult:
     """Run one inner run (see :class:`InnerLoop`)."""
-    return InnerLoop(objective, mechanisms, settings, seed).run(resume_from, on_trial)
+    return InnerLoop(objective, mechanisms, settings, seed, pool).run(resume_from, on_trial)

@@ -45,3 +45,19 @@ def test_inner_run_resumes_to_the_same_trials() -> None:
     resumed = run_inner(BENCH.objective(instance, 9), [(m.id, m.source) for m in mechs], SETTINGS, 9,
                         resume_from=whole.trials[:17])
     assert [t.to_json() for t in resumed.trials] == [t.to_json() for t in whole.trials]
+
+
+def test_a_reused_worker_gives_the_same_run_as_a_fresh_one() -> None:
+    from inner.loop import SessionPool
+
+    mechs = [Mechanism(n, load_source(n)) for n in ("tabu", "restart_plateau")]
+    instance = BENCH.instances()[0]
+    sources = [(m.id, m.source) for m in mechs]
+    fresh = run_inner(BENCH.objective(instance, 4), sources, SETTINGS, 4, pool=None)
+    pool = SessionPool()
+    try:
+        run_inner(BENCH.objective(instance, 8), sources[::-1], SETTINGS, 8, pool=pool)  # leaves a used worker
+        reused = run_inner(BENCH.objective(instance, 4), sources, SETTINGS, 4, pool=pool)
+    finally:
+        pool.close()
+    assert [t.to_json() for t in reused.trials] == [t.to_json() for t in fresh.trials]
