@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 from judge.errors import JudgeError
 from outer.errors import OuterError
+from runs.commands import MODULES
 from runs.driver import create_run, effective_spec, execute
 from runs.progress import Progress
 from runs.spec import SpecError, load_spec
@@ -68,7 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("sandbox-check", help="compile and conformance-check one mechanism source file")
     check.add_argument("file", type=Path)
     check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    for module in _command_modules():
+        p = sub.add_parser(module.NAME, help=module.HELP)
+        module.add_arguments(p)
     return ap
+
+
+def _command_modules() -> list[Any]:
+    return [importlib.import_module(name) for name in MODULES]
 
 
 def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,8 +195,10 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "show": cmd_show, "export": cm
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = dict(COMMANDS)
+    commands.update({m.NAME: m.run for m in _command_modules()})
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except (CliError, SpecError, StoreError, JudgeError, OuterError, SandboxError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -158,7 +158,7 @@ def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEv
         "test_improvement": f"{test.mean:+.4f}",
         "test_ci": _ci(test),
         "test_pairs": test.n_pairs,
-        "score": "log10 regret above the known optimum, lower is better; improvement = baseline - kept",
+        "score": f"{setup.benchmark.SCORE_TEXT}; improvement = baseline - kept",
         "manifest": setup.manifest.hash[:16],
         "stopped": state.stopped or "completed",
         "wall_s": f"{time.monotonic() - started:.1f}",

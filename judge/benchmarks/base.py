@@ -65,6 +65,7 @@ class Benchmark(ABC):
 
     name: str = ""
     OPTIONS: tuple[str, ...] = ()  # the keyword options the constructor accepts (the registry checks them)
+    SCORE_TEXT: str = "the benchmark's primary score, lower is better"  # what the primary score means, for summaries
 
     @abstractmethod
     def instances(self) -> list[Instance]:

@@ -147,6 +147,7 @@ class BBOB(Benchmark):
 
     name = "bbob"
     OPTIONS = ("functions", "dimensions", "instance_ids")
+    SCORE_TEXT = "log10 regret above the known optimum (floor 1e-8), lower is better"
 
     def __init__(self, functions: Any = DEFAULT_FUNCTIONS, dimensions: Any = DEFAULT_DIMENSIONS,
                  instance_ids: Any = DEFAULT_INSTANCE_IDS) -> None:
