@@ -25,15 +25,19 @@ so state kept outside ``observe`` (say, a counter of calls) and any hidden
 source of entropy fail the check.
 
 The report carries the first failing example, shrunk a little (shorter
-history, fewer parameters) when that is cheap.
+history, fewer parameters) when that is cheap, the layer that stopped the code
+(``policy``, ``audit``, ``seccomp``, ``rlimit``, ``timeout``, ``host``), the
+sandbox layers that were active, and the timings (compile, worker start, hook
+calls).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
@@ -68,17 +72,23 @@ class ConformanceReport:
     hooks: tuple[str, ...]
     n_examples: int
     elapsed_s: float
+    layer: str = ""  # the sandbox layer that stopped the code ("" when ok)
+    layers: tuple[str, ...] = ()  # the sandbox layers active in the workers that ran it
+    timings: dict[str, float] = field(default_factory=dict)  # compile_s, startup_s, calls, *_call_s
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON data (what the run store records)."""
+        """Plain JSON data (what the run store records, and ``bilevel sandbox-check --json`` prints)."""
         return {
             "ok": self.ok,
             "status": self.status,
+            "layer": self.layer,
             "message": self.message,
             "example": self.example,
             "hooks": list(self.hooks),
             "n_examples": self.n_examples,
             "elapsed_s": round(self.elapsed_s, 4),
+            "layers": list(self.layers),
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
         }
 
 
@@ -189,6 +199,7 @@ class Failure:
     trial_index: int
     value: Any = None
     run: str = ""
+    layer: str = "host"
 
 
 class _Broken(Exception):
@@ -219,20 +230,23 @@ def _problem(space: Space, hook: str, value: Any) -> str:
 class _Run:
     """One run of one example in one session: replay the history, then call every hook."""
 
-    def __init__(self, session: SandboxSession, example: Example, name: str) -> None:
+    def __init__(self, session: SandboxSession, example: Example, name: str, call_times: list[float]) -> None:
         self.session = session
         self.example = example
         self.space = Space.from_json(example.space)
         self.name = name
+        self.call_times = call_times
 
-    def fail(self, status: Status, message: str, hook: str, t: int, value: Any = None) -> _Broken:
-        return _Broken(Failure(status, message, hook, t, value, self.name))
+    def fail(self, status: Status, message: str, hook: str, t: int, value: Any = None, layer: str = "host") -> _Broken:
+        return _Broken(Failure(status, message, hook, t, value, self.name, layer))
 
     def outcome(self, out: Outcome | None, hook: str, t: int) -> Any:
         if out is None:
             raise self.fail(Status.CRASH, f"the sandbox returned no outcome for {hook}", hook, t)
+        self.call_times.append(out.elapsed_s)
         if not out.ok:
-            raise self.fail(out.status, f"{hook} at trial {t} failed ({out.status.value}): {_fault_text(out)}", hook, t)
+            raise self.fail(out.status, f"{hook} at trial {t} failed ({out.status.value}): {_fault_text(out)}", hook, t,
+                            layer=out.layer)
         return out.value
 
     def step(self, t: int, candidate: dict[str, Any] | None) -> list[tuple[str, Any]]:
@@ -284,6 +298,9 @@ class _Checker:
         self.limits = limits
         self.sessions: dict[str, SandboxSession] = {}
         self.hooks: tuple[str, ...] = ()
+        self.layers: tuple[str, ...] = ()
+        self.call_times: list[float] = []
+        self.startup_s: float | None = None
 
     def close(self) -> None:
         for session in self.sessions.values():
@@ -295,22 +312,37 @@ class _Checker:
         mechanisms = [(MECH_ID, self.source)]
         session = self.sessions.get(name)
         if session is None:
+            started = time.perf_counter()
             session = SandboxSession(mechanisms, example.space, self.seed, example.budget, self.limits)
             self.sessions[name] = session
             loaded = session.start()
+            if self.startup_s is None:
+                self.startup_s = time.perf_counter() - started
         else:
             loaded = session.reload(mechanisms, self.seed, example.budget, space=example.space)
+        self.layers = session.layers or self.layers
         out = loaded.get(MECH_ID)
         if out is None or not out.ok:
             status = out.status if out is not None else Status.CRASH
             text = _fault_text(out) if out is not None else "no load outcome"
             raise _Broken(Failure(status, f"loading the mechanism failed ({status.value}): {text}", "load", -1,
-                                  None, name))
+                                  None, name, out.layer if out is not None else "host"))
         self.hooks = session.hooks(MECH_ID)
         return session
 
     def run(self, name: str, example: Example, uninterrupted: bool) -> list[tuple[str, Any]]:
-        return _Run(self.session(name, example), example, name).run(uninterrupted)
+        return _Run(self.session(name, example), example, name, self.call_times).run(uninterrupted)
+
+    def timings(self, compile_s: float) -> dict[str, float]:
+        """Compile time, the first worker's start-up (with the load), and the hook calls' times in the worker."""
+        out = {"compile_s": compile_s, "calls": float(len(self.call_times))}
+        if self.startup_s is not None:
+            out["startup_s"] = self.startup_s
+        if self.call_times:
+            out["median_call_s"] = statistics.median(self.call_times)
+            out["max_call_s"] = max(self.call_times)
+            out["total_call_s"] = sum(self.call_times)
+        return out
 
     def check(self, example: Example) -> Failure | None:
         """The first broken rule of ``example``, or None."""
@@ -320,7 +352,7 @@ class _Checker:
         except _Broken as exc:
             return exc.failure
         except SandboxError as exc:
-            return Failure(Status.CRASH, f"the sandbox failed: {exc}", "", -1)
+            return Failure(Status.CRASH, f"the sandbox failed: {exc}", "", -1, layer="host")
         return _compare(full, resumed, len(example.history))
 
 
@@ -434,9 +466,11 @@ def check_conformance(source: str, *, max_examples: int = 12, seed: int = 0,
     """
     start = time.monotonic()
     compiled = compile_mechanism(source)
+    compile_s = time.monotonic() - start
     if not compiled.ok:
         return ConformanceReport(False, compiled.status.value, compiled.message or compiled.status.value, None,
-                                 (), 0, time.monotonic() - start)
+                                 (), 0, time.monotonic() - start, compiled.layer or "policy", (),
+                                 {"compile_s": compile_s, "calls": 0.0})
     hooks = tuple(compiled.value["hooks"])
     checker = _Checker(source, seed, limits or Limits())
     try:
@@ -447,7 +481,9 @@ def check_conformance(source: str, *, max_examples: int = 12, seed: int = 0,
         checker.close()
     hooks = checker.hooks or hooks
     elapsed = time.monotonic() - start
+    timings = checker.timings(compile_s)
     if found is None:
-        return ConformanceReport(True, Status.OK.value, f"passed {n} examples", None, hooks, n, elapsed)
+        return ConformanceReport(True, Status.OK.value, f"passed {n} examples", None, hooks, n, elapsed, "",
+                                 checker.layers, timings)
     return ConformanceReport(False, failure.status.value, failure.message, _report_example(example, failure, seed),
-                             hooks, n, elapsed)
+                             hooks, n, elapsed, failure.layer, checker.layers, timings)

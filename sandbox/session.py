@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import select
@@ -307,6 +308,13 @@ def _plain_json(value: Any, what: str) -> Any:
         raise SandboxError(f"{what} is not JSON data: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _host_check(source: str, filename: str) -> Outcome:
+    """``compile_mechanism`` memoised: it is a pure function of its arguments, and the host checks the same
+    stack again at every inner run (about 10 ms per mechanism; issue 7's bench/profile_inner.py)."""
+    return compile_mechanism(source, filename)
+
+
 class SandboxSession:
     """The sandbox of one inner run: one long-lived worker holding a stack of mechanisms.
 
@@ -364,6 +372,11 @@ class SandboxSession:
     def worker_pid(self) -> int | None:
         """The pid of the current worker process, if one is running."""
         return self._worker.pid if self._worker is not None else None
+
+    @property
+    def worker_dir(self) -> str | None:
+        """The temporary working directory of the current worker (removed when it is reaped)."""
+        return self._worker.tmpdir if self._worker is not None else None
 
     def fault_count(self, mech_id: str) -> int:
         """CRASH and CONTRACT_VIOLATION faults counted against ``mech_id`` so far."""
@@ -669,7 +682,7 @@ class SandboxSession:
     def _compile_all(self) -> dict[str, Outcome]:
         report: dict[str, Outcome] = {}
         for mid in self._order:
-            outcome = compile_mechanism(self._entries[mid].source, f"<mechanism {mid}>")
+            outcome = _host_check(self._entries[mid].source, f"<mechanism {mid}>")
             if not outcome.ok:
                 report[mid] = outcome
                 self._disable(mid, outcome)

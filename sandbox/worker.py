@@ -10,9 +10,10 @@ directory and a new session (process group). The worker then, in this order:
 2. keeps private copies of its protocol fds and points fds 0, 1 and 2 at
    ``/dev/null``, so nothing mechanism code or C code prints reaches the pipe;
 3. reads the ``init`` request (the limits) and hardens itself: a network
-   namespace where it can (root), rlimits (address space, CPU, file size, open
-   files, core), drops root to ``nobody``, a seccomp filter if ``pyseccomp`` is
-   importable, and finally an audit hook that refuses file, network, process,
+   namespace where it can (root, or an unprivileged user namespace), rlimits
+   (address space, CPU, file size, open files, core), drops root to ``nobody``,
+   a seccomp filter if ``pyseccomp`` and ``libseccomp.so.2`` are there (imported
+   at start-up, before hardening), and finally an audit hook that refuses file, network, process,
    ctypes and import events (everything but a short list while mechanism code
    runs);
 4. answers ``ready`` with the active layers and serves requests.
@@ -42,8 +43,9 @@ import resource
 import sys
 import time
 import traceback
+import unicodedata  # noqa: F401 - the parser imports it for non-ASCII names; after hardening it cannot
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType
 from typing import IO, Any
@@ -62,6 +64,7 @@ MAX_INT_BITS = 256
 FULL_GC_EVERY = 32
 NOBODY = 65534
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
 CLONE_THREAD = 0x00010000
 
 # Audit events refused even outside mechanism code, once armed.
@@ -224,9 +227,30 @@ def format_traceback(exc: BaseException) -> str:
         tb = tb.tb_next
     try:
         text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except Exception as inner:  # noqa: BLE001
-        text = f"(traceback unavailable: {type(inner).__name__})"
+    except Exception:  # noqa: BLE001 - a source line the worker may not read (the audit hook refuses open)
+        policy.take_violations()
+        text = _bare_traceback(exc, tb)
     return cap(text, TRACEBACK_CAP)
+
+
+def _bare_traceback(exc: BaseException, tb: Any) -> str:
+    """A traceback with file, line and function of each frame but no source lines."""
+    try:
+        frames = traceback.StackSummary.extract(traceback.walk_tb(tb), lookup_lines=False)
+        lines = ["Traceback (most recent call last):\n"]
+        lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' for f in frames]
+        return "".join(lines) + _describe_exception(exc) + "\n"
+    except Exception as inner:  # noqa: BLE001
+        return f"(traceback unavailable: {type(inner).__name__})"
+
+
+def cache_own_sources() -> None:
+    """Read the sources of the sandbox and mechanisms packages into ``linecache`` before hardening,
+    so that tracebacks through the guards show their lines without opening files later."""
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.split(".")[0] in ("sandbox", "mechanisms") and isinstance(path, str):
+            linecache.getlines(path)
 
 
 def fault_outcome(exc: BaseException, elapsed: float) -> Outcome:
@@ -510,6 +534,7 @@ import numpy as np
 from numpy.linalg import norm
 
 def propose(ctx, state):
+    ünïcode = 1  # a non-ASCII identifier: the parser normalises it (NFKC) with unicodedata
     a = np.asarray([[2.0, 0.5], [0.5, 1.0]])
     v = np.array([3.0, 1.0, 2.0])
     out = [np.zeros(2), np.ones(2), np.full(2, 1.5), np.zeros_like(v), np.ones_like(v), np.arange(3),
@@ -590,6 +615,7 @@ def warm_up(worker: Worker) -> None:
     except ValueError as exc:
         fault_outcome(exc, 0.0)
     to_plain({"a": [1, 2.0, None, True, "s", (1,)]}, 1000)
+    cache_own_sources()
     worker.drop_all()
 
 
@@ -624,12 +650,15 @@ def set_rlimits(limits: dict[str, Any]) -> None:
 
 
 def try_netns() -> bool:
-    """Move into a fresh network namespace (only loopback, down) where the machine allows it (root)."""
-    if os.getuid() != 0:
-        return False
+    """Move into a fresh network namespace (only loopback, down) where the machine allows it.
+
+    As root, a plain ``unshare(CLONE_NEWNET)``; otherwise a new user namespace with it, which
+    unprivileged users may create on many Linux systems (and which gives no rights outside it).
+    """
+    flags = CLONE_NEWNET if os.getuid() == 0 else CLONE_NEWUSER | CLONE_NEWNET
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.unshare(CLONE_NEWNET) == 0)
+        return bool(libc.unshare(flags) == 0)
     except Exception:  # noqa: BLE001
         return False
 
@@ -648,49 +677,100 @@ def drop_privileges() -> bool:
     return True
 
 
-def try_seccomp() -> bool:
-    """A seccomp filter (pyseccomp, only if importable): no sockets, exec, fork, kill or writable opens."""
+def import_seccomp() -> Any:
+    """The ``pyseccomp`` module, or None where it (or ``libseccomp.so.2``) is missing.
+
+    Imported before hardening: pyseccomp finds libseccomp with ``ctypes.util.find_library``,
+    which starts ``ldconfig`` in a child process, and that is refused once the worker is hardened.
+    """
     try:
-        import pyseccomp as sc  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001
+        import pyseccomp  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - not installed, or libseccomp.so.2 missing
+        return None
+    return pyseccomp
+
+
+#: System calls the seccomp filter refuses outright (EPERM): networking, new programs and processes,
+#: signals to others, tracing, changing files and the file tree, namespaces, mounts, limits, kernel
+#: interfaces that bypass the filter (io_uring) or reach the kernel's deeper surface.
+SECCOMP_DENIED: tuple[str, ...] = (
+    "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "execve", "execveat", "fork",
+    "vfork", "kill", "tkill", "tgkill", "ptrace", "process_vm_readv", "process_vm_writev", "unshare", "setns",
+    "mount", "umount2", "pivot_root", "chroot", "setrlimit", "prlimit64", "creat", "unlink", "unlinkat",
+    "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "link", "linkat", "symlink", "symlinkat",
+    "truncate", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "mknod", "mknodat",
+    "name_to_handle_at", "open_by_handle_at", "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf",
+    "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "init_module", "finit_module",
+    "delete_module", "kexec_load", "reboot", "swapon", "swapoff",
+)
+
+
+def try_seccomp(sc: Any) -> bool:
+    """A seccomp filter (``sc`` is pyseccomp or None): no sockets, exec, fork, kill or writable opens.
+
+    A name this architecture lacks (``open`` and ``creat`` on aarch64) is skipped; the filter is
+    active only if it loads.
+    """
+    if sc is None:
         return False
     try:
         deny = sc.ERRNO(errno.EPERM)
         flt = sc.SyscallFilter(defaction=sc.ALLOW)
-        for name in ("socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "execve",
-                     "execveat", "fork", "vfork", "kill", "ptrace", "process_vm_readv", "process_vm_writev",
-                     "unshare", "setns", "mount", "chroot", "setrlimit", "prlimit64"):
-            flt.add_rule(deny, name)
-        flt.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
-        flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-        for flag in (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC):
-            flt.add_rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
-            flt.add_rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
+    except Exception:  # noqa: BLE001
+        return False
+
+    def rule(action: int, name: str, *args: Any) -> None:
+        with contextlib.suppress(Exception):  # not a system call on this architecture
+            flt.add_rule(action, name, *args)
+
+    for name in SECCOMP_DENIED:
+        rule(deny, name)
+    rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, CLONE_THREAD, 0))
+    rule(sc.ERRNO(errno.ENOSYS), "clone3")  # flags in a struct: make libc fall back to clone
+    rule(sc.ERRNO(errno.ENOSYS), "openat2")  # flags in a struct: make libc fall back to openat
+    for flag in (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC):
+        rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
+        rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
+    try:
         flt.load()
     except Exception:  # noqa: BLE001
         return False
     return True
 
 
-def harden(limits: dict[str, Any]) -> list[str]:
-    """Apply the OS layers in order; return the names of the active layers."""
+#: The layers :func:`harden` can apply, in order (``policy`` and ``timeout`` are not the worker's own).
+OS_LAYERS: tuple[str, ...] = ("netns", "rlimit", "uid", "seccomp", "audit")
+
+
+def harden(limits: dict[str, Any], only: Collection[str] | None = None, seccomp: Any = None) -> list[str]:
+    """Apply the OS layers in order; return the names of the active layers.
+
+    ``only`` restricts hardening to some of :data:`OS_LAYERS` (the layer tests use it to try
+    one layer alone); the worker always applies all. ``seccomp`` is the module from
+    :func:`import_seccomp`, imported before this call.
+    """
+    wanted = set(OS_LAYERS if only is None else only)
     layers = ["policy"]
-    if try_netns():
+    if "netns" in wanted and try_netns():
         layers.append("netns")
-    set_rlimits(limits)
-    layers.append("rlimit")
-    if drop_privileges():
+    if "rlimit" in wanted:
+        set_rlimits(limits)
+        layers.append("rlimit")
+    if "uid" in wanted and drop_privileges():
         layers.append("uid")
-    if try_seccomp():
+    if "seccomp" in wanted and try_seccomp(seccomp):
         layers.append("seccomp")
-    sys.addaudithook(audit_hook)
-    layers += ["audit", "timeout"]
+    if "audit" in wanted:
+        sys.addaudithook(audit_hook)
+        layers.append("audit")
+    layers.append("timeout")
     return layers
 
 
 def main() -> None:
     """Entry point of the worker process (see the module doc for the start-up order)."""
     warnings.simplefilter("ignore")
+    seccomp = import_seccomp()
     proto_in, proto_out = take_protocol_fds()
     reader = os.fdopen(proto_in, "rb")
     worker = Worker(proto_out, 1_000_000)
@@ -704,7 +784,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     gc.disable()
-    layers = harden(limits)
+    layers = harden(limits, seccomp=seccomp)
     worker.send({"ready": True, "layers": layers, "pid": os.getpid()})
     worker.serve(reader)
     os._exit(0)

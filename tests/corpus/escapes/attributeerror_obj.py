@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'missing'
 # ruff: noqa
 # CVE-2024-47532: AttributeError.obj hands back the object the lookup failed on.
 import spacekit

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: class definitions are not allowed
 # Classes (and so dunder methods and metaclasses) are not part of the dialect.
 class Evil:
     def __getattr__(self, name):

@@ -1,4 +1,5 @@
 # expect: timeout
+# message: exceeded the call timeout
 def propose(ctx, state):
     while True:
         pass

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: tb_frame
 # ruff: noqa
 # Tracebacks lead to frames.
 def propose(ctx, state):

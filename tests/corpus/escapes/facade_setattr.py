@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: cannot modify module 'math'
 # Facades are frozen: a mechanism cannot change math for the next mechanism.
 import math
 

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'func_globals'
 # Functions of facades have no readable attributes (func_globals, __wrapped__, ...).
 import numpy as np
 

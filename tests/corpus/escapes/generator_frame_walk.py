@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: f_back
 # CVE-2023-37271: a generator's frame leads to f_back and the caller's globals.
 def propose(ctx, state):
     gen = (x for x in [1])

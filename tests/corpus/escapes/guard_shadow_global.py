@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: _getattr_
 # ruff: noqa
 # Rebinding a guard at module level.
 _getattr_ = lambda obj, name: None

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: _getitem_
 # ruff: noqa
 # Rebinding a guard through "import ... as".
 import math as _getitem_

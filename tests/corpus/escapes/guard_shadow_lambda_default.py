@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: _getiter_
 # ruff: noqa
 def propose(ctx, state):
     leak = lambda _getiter_=None: _getiter_

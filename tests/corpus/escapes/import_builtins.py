@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: builtins
 # "builtins" is a reserved name in RestrictedPython.
 import builtins
 

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: module 'gc'
 # gc.get_objects() would reach every object in the worker.
 def propose(ctx, state):
     import gc

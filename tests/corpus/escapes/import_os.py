@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: module 'os'
 # Importing os at module level: the guarded __import__ refuses it.
 import os
 

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: module 'subprocess'
 # The import happens inside a hook, at call time.
 def propose(ctx, state):
     import subprocess

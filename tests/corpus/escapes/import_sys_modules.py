@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: module 'sys'
 # sys.modules would hand out every loaded module.
 def propose(ctx, state):
     import sys

@@ -1,4 +1,5 @@
 # expect: memory
+# message: MemoryError
 # Growing step by step rather than in one allocation.
 def propose(ctx, state):
     chunks = []

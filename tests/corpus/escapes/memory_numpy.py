@@ -1,4 +1,5 @@
 # expect: memory
+# message: MemoryError
 import numpy as np
 
 

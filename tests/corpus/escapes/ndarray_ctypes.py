@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'ctypes'
 # ndarray.ctypes exposes raw pointers.
 import numpy as np
 

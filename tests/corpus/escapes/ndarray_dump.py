@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'dump'
 # ndarray.dump pickles to a file.
 import numpy as np
 

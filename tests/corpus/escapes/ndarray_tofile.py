@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'tofile'
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 # expect: compile_error
+# message: too many statically nested blocks
 # ruff: noqa
 # Parses, but CPython's compiler refuses more than 20 nested blocks: a compile-phase error.
 def propose(ctx, state):

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'ctypeslib'
 # FACTS: an exposed numpy allowed np.ctypeslib.ctypes.CDLL(None).
 import numpy as np
 

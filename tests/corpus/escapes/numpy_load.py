@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'load'
 # np.load reads (and may unpickle) files.
 import numpy as np
 

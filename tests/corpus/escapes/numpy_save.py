@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'save'
 # FACTS: an exposed numpy allowed np.save.
 import numpy as np
 

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'seed'
 # The random facade has no seed or state: a mechanism cannot fix or read its own stream.
 import random
 

@@ -1,4 +1,5 @@
 # expect: crash
+# message: RecursionError
 def down(n):
     return down(n + 1)
 

@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: relative imports
 # ruff: noqa
 # A relative import would resolve against the worker's package.
 from . import worker

@@ -1,3 +1,4 @@
 # expect: contract_violation
+# message: a set is not plain data
 def propose(ctx, state):
     return {1, 2, 3}

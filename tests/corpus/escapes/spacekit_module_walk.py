@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: attribute 'math'
 # The real spacekit module imports math; the facade exposes only spacekit's functions.
 import spacekit
 

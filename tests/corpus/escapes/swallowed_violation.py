@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: module 'os'
 # ruff: noqa
 # Violations are sticky: catching the exception does not hide it.
 def propose(ctx, state):

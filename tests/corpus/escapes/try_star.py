@@ -1,4 +1,5 @@
 # expect: policy_violation
+# message: TryStar
 # CVE-2025-22153: try/except* escaped the guards.
 def propose(ctx, state):
     try:
