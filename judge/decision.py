@@ -5,8 +5,14 @@
 1. sandbox faults: the candidate's fault rate must not exceed ``fault_tolerance``;
 2. activity (when ``requires_activity``): the share of trials whose proposal a
    mechanism changed must reach ``min_changed_share``;
-3. veto floors: each named sub-score's candidate mean must reach its floor;
+3. veto floors: each named sub-score's candidate mean must reach its floor
+   (for a sub-score whose ``subscore_directions`` entry is ``"lower"``, the
+   floor is a ceiling: the mean must stay at or below it);
 4. regression cap: no group's mean improvement may be below ``-regression_cap``;
+4b. sub-score regression caps: for each name in ``subscore_regression_caps``,
+   the mean paired change of that sub-score (candidate vs incumbent, signed so
+   that positive is better by its ``subscore_directions`` entry, which must be
+   given) may not be below ``-cap`` ("no domain may lose more than 0.1");
 5. promotion: the lower end of the bootstrap CI of the mean paired
    improvement (incumbent - candidate, positive = candidate better) must be
    strictly above ``promotion`` (which is never negative, so a candidate that
@@ -46,6 +52,8 @@ class Thresholds:
     fault_tolerance: float = 0.05
     min_changed_share: float = 0.01
     veto_floors: dict[str, float] = field(default_factory=dict)
+    subscore_regression_caps: dict[str, float] = field(default_factory=dict)
+    subscore_directions: dict[str, str] = field(default_factory=dict)  # name -> "higher" | "lower" (is better)
     confidence: float = 0.95
     n_boot: int = 2000
     stage1_pairs: int = 8
@@ -63,6 +71,14 @@ class Thresholds:
             (self.stage1_margin >= 0.0, "stage1_margin must be >= 0"),
             (all(isinstance(k, str) and math.isfinite(v) for k, v in self.veto_floors.items()),
              "veto_floors must map sub-score names to finite numbers"),
+            (all(isinstance(k, str) and math.isfinite(v) and v >= 0
+                 for k, v in self.subscore_regression_caps.items()),
+             "subscore_regression_caps must map sub-score names to finite numbers >= 0"),
+            (all(v in ("higher", "lower") for v in self.subscore_directions.values()),
+             'subscore_directions values must be "higher" or "lower" (which way is better)'),
+            (not (missing := sorted(set(self.subscore_regression_caps) - set(self.subscore_directions))),
+             f"subscore_regression_caps names {missing} without a "
+             'direction: add them to subscore_directions as "higher" or "lower"'),
         ]
         numbers = [self.promotion, self.regression_cap, self.fault_tolerance, self.min_changed_share,
                    self.confidence, self.stage1_margin]
@@ -75,6 +91,8 @@ class Thresholds:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["veto_floors"] = dict(sorted(self.veto_floors.items()))
+        d["subscore_regression_caps"] = dict(sorted(self.subscore_regression_caps.items()))
+        d["subscore_directions"] = dict(sorted(self.subscore_directions.items()))
         return d
 
     @classmethod
@@ -86,6 +104,11 @@ class Thresholds:
         kwargs = dict(d)
         if "veto_floors" in kwargs:
             kwargs["veto_floors"] = {str(k): float(v) for k, v in kwargs["veto_floors"].items()}
+        if "subscore_regression_caps" in kwargs:
+            kwargs["subscore_regression_caps"] = {str(k): float(v)
+                                                  for k, v in kwargs["subscore_regression_caps"].items()}
+        if "subscore_directions" in kwargs:
+            kwargs["subscore_directions"] = {str(k): str(v) for k, v in kwargs["subscore_directions"].items()}
         return cls(**kwargs)
 
 
@@ -107,6 +130,7 @@ class Evidence:
     fired_share: float
     fault_rate: float
     requires_activity: bool = True
+    incumbent_subscores: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.keys)
@@ -114,6 +138,7 @@ class Evidence:
             raise JudgeError("evidence needs at least one pair")
         lengths = {"groups": len(self.groups), "candidate": len(self.candidate), "incumbent": len(self.incumbent)}
         lengths.update({f"subscore {k!r}": len(v) for k, v in self.candidate_subscores.items()})
+        lengths.update({f"incumbent subscore {k!r}": len(v) for k, v in self.incumbent_subscores.items()})
         bad = {k: v for k, v in lengths.items() if v != n}
         if bad:
             raise JudgeError(f"evidence has {n} pairs but {bad}: every series needs one value per pair")
@@ -136,7 +161,8 @@ class Evidence:
                 "incumbent": list(self.incumbent),
                 "candidate_subscores": {k: list(v) for k, v in sorted(self.candidate_subscores.items())},
                 "changed_share": self.changed_share, "fired_share": self.fired_share,
-                "fault_rate": self.fault_rate, "requires_activity": self.requires_activity}
+                "fault_rate": self.fault_rate, "requires_activity": self.requires_activity,
+                "incumbent_subscores": {k: list(v) for k, v in sorted(self.incumbent_subscores.items())}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Evidence:
@@ -144,7 +170,8 @@ class Evidence:
                    tuple(float(x) for x in d["incumbent"]),
                    {k: tuple(float(x) for x in v) for k, v in d.get("candidate_subscores", {}).items()},
                    float(d["changed_share"]), float(d["fired_share"]), float(d["fault_rate"]),
-                   bool(d.get("requires_activity", True)))
+                   bool(d.get("requires_activity", True)),
+                   {k: tuple(float(x) for x in v) for k, v in d.get("incumbent_subscores", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -226,8 +253,27 @@ def _veto_reason(ev: Evidence, th: Thresholds) -> str | None:
             return (f"rejected: veto floor on sub-score {name!r} cannot be checked: the evidence has no such "
                     f"sub-score (it has {sorted(ev.candidate_subscores)})")
         mean = math.fsum(ev.candidate_subscores[name]) / len(ev.candidate_subscores[name])
-        if not mean >= floor:
+        if th.subscore_directions.get(name) == "lower":
+            if not mean <= floor:
+                return (f"rejected: veto ceiling on sub-score {name!r} (lower is better) broken: candidate mean "
+                        f"{_g(mean)} > {_g(floor)}")
+        elif not mean >= floor:
             return f"rejected: veto floor on sub-score {name!r} broken: candidate mean {_g(mean)} < floor {_g(floor)}"
+    return None
+
+
+def _subscore_cap_reason(ev: Evidence, th: Thresholds) -> str | None:
+    for name, cap in sorted(th.subscore_regression_caps.items()):
+        cand, inc = ev.candidate_subscores.get(name), ev.incumbent_subscores.get(name)
+        if cand is None or inc is None:
+            return (f"rejected: regression cap on sub-score {name!r} cannot be checked: the evidence lacks it "
+                    f"for the {'candidate' if cand is None else 'incumbent'} (it has "
+                    f"{sorted(ev.candidate_subscores if cand is None else ev.incumbent_subscores)})")
+        sign = 1.0 if th.subscore_directions[name] == "higher" else -1.0
+        change = sign * (math.fsum(cand) - math.fsum(inc)) / len(cand)  # positive: the candidate is better
+        if not change >= -cap:
+            return (f"rejected: sub-score {name!r} ({th.subscore_directions[name]} is better) regresses: mean "
+                    f"paired change {_g(change)} < -{_g(cap)} (its regression cap)")
     return None
 
 
@@ -245,7 +291,8 @@ def decide(evidence: Evidence, thresholds: Thresholds, manifest_hash: str, stage
         raise JudgeError(f"stage must be one of {STAGES}, got {stage!r}")
     nums = _numbers(evidence, thresholds)
     for reason in (_fault_reason(evidence, thresholds), _activity_reason(evidence, thresholds),
-                   _veto_reason(evidence, thresholds), _group_reason(nums, thresholds)):
+                   _veto_reason(evidence, thresholds), _group_reason(nums, thresholds),
+                   _subscore_cap_reason(evidence, thresholds)):
         if reason is not None:
             return _verdict(False, stage, reason, nums, evidence, manifest_hash)
     n = len(evidence.keys)

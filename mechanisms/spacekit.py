@@ -71,11 +71,10 @@ def _clip01(u: float) -> float:
 
 def _encode_number(p: dict[str, Any], value: float) -> float:
     low, high = float(p["low"]), float(p["high"])
-    if high == low:
-        return 0.5
     if p.get("log"):
-        return _clip01((math.log(value) - math.log(low)) / (math.log(high) - math.log(low)))
-    return _clip01((float(value) - low) / (high - low))
+        span = math.log(high) - math.log(low)
+        return 0.5 if span == 0.0 else _clip01((math.log(value) - math.log(low)) / span)
+    return 0.5 if high == low else _clip01((float(value) - low) / (high - low))
 
 
 def _decode_number(p: dict[str, Any], u: float) -> float:

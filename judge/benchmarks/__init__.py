@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from judge.benchmarks.autoresearch import AutoresearchGPT
 from judge.benchmarks.base import Benchmark, Instance, RunScore
 from judge.benchmarks.bbob import BBOB
+from judge.benchmarks.datamix import DatamixLM
+from judge.benchmarks.external import CommandBenchmark, PythonBenchmark
+from judge.benchmarks.mlx_lora import MlxLora
+from judge.benchmarks.tabular import HPOTabular
 from judge.errors import BenchmarkError, UnknownBenchmark
 
-_REGISTRY: dict[str, type[Benchmark]] = {"bbob": BBOB}
+_REGISTRY: dict[str, type[Benchmark]] = {
+    "bbob": BBOB, "datamix-lm": DatamixLM, "hpo-tabular": HPOTabular, "mlx-lora": MlxLora,
+    "autoresearch-gpt": AutoresearchGPT, "command": CommandBenchmark, "python": PythonBenchmark,
+}
 
 BENCHMARKS: list[str] = sorted(_REGISTRY)
 
@@ -23,7 +31,7 @@ def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark
     try:
         cls = _REGISTRY[name]
     except (KeyError, TypeError):
-        raise UnknownBenchmark(f"unknown benchmark {name!r}; known benchmarks: {', '.join(BENCHMARKS)}") from None
+        raise UnknownBenchmark(f"unknown benchmark {name!r}; known benchmarks: {', '.join(_REGISTRY)}") from None
     options = dict(options or {})
     unknown = sorted(set(options) - set(cls.OPTIONS))
     if unknown:
@@ -32,4 +40,10 @@ def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark
     return cls(**options)
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "Instance", "RunScore", "get_benchmark"]
+def suggested_defaults(name: str) -> dict[str, dict[str, Any]]:
+    """The spec defaults benchmark ``name`` suggests (empty for an unknown name: the run refuses it later)."""
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    return {section: dict(values) for section, values in (cls.SUGGESTED if cls else {}).items()}
+
+
+__all__ = ["BENCHMARKS", "Benchmark", "Instance", "RunScore", "get_benchmark", "suggested_defaults"]

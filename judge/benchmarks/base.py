@@ -66,6 +66,10 @@ class Benchmark(ABC):
     name: str = ""
     OPTIONS: tuple[str, ...] = ()  # the keyword options the constructor accepts (the registry checks them)
     SCORE_TEXT: str = "the benchmark's primary score, lower is better"  # what the primary score means, for summaries
+    # Spec defaults this benchmark suggests (section -> key -> value), applied under the user's own spec
+    # when a run is created: e.g. smaller panels for a benchmark with few instances, a smaller budget
+    # for one with costly trials. Keys must be keys of runs.spec.DEFAULTS.
+    SUGGESTED: dict[str, dict[str, Any]] = {}
 
     @abstractmethod
     def instances(self) -> list[Instance]:

@@ -1,0 +1,110 @@
+"""command, python and autoresearch-gpt: the result-file contract, malformed results, timeouts, scores."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from inner.loop import InnerSettings
+from inner.objective import ObjectiveError
+from inner.search_config import SearchConfig
+from judge.benchmarks import get_benchmark
+from judge.benchmarks.autoresearch import rewrite_block
+from judge.benchmarks.external import parse_param
+from judge.errors import BenchmarkError
+from judge.evaluate import evaluate_entry
+from judge.panels import PanelEntry
+from judge.stack import Stack
+
+DATA = Path(__file__).parent / "data"
+COMMAND = f"{sys.executable} {DATA / 'bench_command.py'}"
+
+
+def _command(**extra: object) -> object:
+    opts: dict[str, object] = {"command": COMMAND, "params": ["x:float:0:1"],
+                               "instances": ["ok/a", "ok/b", "sleepy", "silent", "garbled", "stringy", "crash"],
+                               "timeout_s": 5.0, "higher_is_better": ["domain:code"]}
+    return get_benchmark("command", opts | extra)
+
+
+def _obj(bench: object, name: str, seed: int = 0) -> object:
+    b = bench  # type: ignore[assignment]
+    return b.objective(b.instance(f"command-{name}"), seed)  # type: ignore[attr-defined]
+
+
+def test_command_reads_the_result_file_not_stdout() -> None:
+    bench = _command()
+    value = _obj(bench, "ok/a").evaluate({"x": 0.5})  # type: ignore[attr-defined]
+    assert value == pytest.approx(0.04)
+    assert {i.group for i in bench.instances()} >= {"ok", "sleepy"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("silent", "wrote no result file"),
+    ("garbled", "not valid JSON"),
+    ("stringy", "finite number under 'score'"),
+    ("crash", "exited with status 1.*boom: bad input"),
+])
+def test_command_malformed_results_fail_the_trial_with_a_clear_message(name: str, message: str) -> None:
+    with pytest.raises(ObjectiveError, match=message):
+        _obj(_command(), name).evaluate({"x": 0.5})  # type: ignore[attr-defined]
+
+
+def test_command_timeout_fails_the_trial() -> None:
+    with pytest.raises(ObjectiveError, match="timed out after 0.5 s"):
+        _obj(_command(timeout_s=0.5), "sleepy").evaluate({"x": 0.5})  # type: ignore[attr-defined]
+
+
+def test_command_maximize_flips_the_sign_and_options_are_checked() -> None:
+    value = _obj(_command(direction="maximize"), "ok/a").evaluate({"x": 0.5})  # type: ignore[attr-defined]
+    assert value == pytest.approx(-0.04)
+    with pytest.raises(BenchmarkError, match="needs option 'command'"):
+        get_benchmark("command", {"params": ["x:float:0:1"]})
+    with pytest.raises(BenchmarkError, match="bad parameter"):
+        get_benchmark("command", {"command": "true", "params": ["x:float:0"]})
+    assert parse_param("mix:simplex:a|b").to_json()["domains"] == ["a", "b"]  # type: ignore[union-attr]
+    assert parse_param("opt:cat:adam|sgd|1").to_json()["choices"] == ["adam", "sgd", 1]  # type: ignore[union-attr]
+
+
+def test_command_inner_run_scores_with_the_best_trials_subscores() -> None:
+    bench = _command()
+    settings = InnerSettings(budget=4, search=SearchConfig())
+    res = evaluate_entry(bench, Stack((), SearchConfig()), PanelEntry("command-ok/a", "ok", 7), settings)  # type: ignore[arg-type]
+    assert res.n_trials == 4 and math.isfinite(res.primary)
+    assert "domain:code" in res.subscores and "auc" in res.subscores
+    failing = evaluate_entry(bench, Stack((), SearchConfig()), PanelEntry("command-crash", "crash", 7),  # type: ignore[arg-type]
+                             InnerSettings(budget=2, search=SearchConfig()))
+    assert failing.primary == 1e9  # every trial failed: the empty-run score
+
+
+def test_python_callable_runs_in_a_child_with_the_same_contract() -> None:
+    bench = get_benchmark("python", {"callable": "bench_callable:quadratic", "params": ["x:float:0:1"],
+                                     "pythonpath": [str(DATA)], "timeout_s": 30.0})
+    obj = bench.objective(bench.instances()[0], 0)
+    assert obj.evaluate({"x": 0.2}) == pytest.approx(0.09)
+    plain = get_benchmark("python", {"callable": "bench_callable:plain", "params": ["x:float:0:1"],
+                                     "pythonpath": [str(DATA)]})
+    assert plain.objective(plain.instances()[0], 0).evaluate({"x": 0.25}) == 0.25
+    missing = get_benchmark("python", {"callable": "bench_callable:nope", "params": ["x:float:0:1"],
+                                       "pythonpath": [str(DATA)]})
+    with pytest.raises(ObjectiveError, match="cannot load 'bench_callable:nope'"):
+        missing.objective(missing.instances()[0], 0).evaluate({"x": 0.25})
+
+
+def test_autoresearch_rewrites_the_block_and_ignores_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = get_benchmark("autoresearch-gpt", {"checkout": str(DATA / "autoresearch_standin"), "timeout_s": 60.0})
+    obj = bench.objective(bench.instances()[0], 0)
+    cfg = {"DEPTH": 8, "MATRIX_LR": 0.04, "EMBEDDING_LR": 0.6, "UNEMBEDDING_LR": 0.004, "SCALAR_LR": 0.5,
+           "WEIGHT_DECAY": 0.0, "WARMUP_RATIO": 0.0, "WARMDOWN_RATIO": 0.5}
+    assert obj.evaluate(cfg) == pytest.approx(1.0)  # not the 0.000001 the script printed
+    assert obj.evaluate(cfg | {"MATRIX_LR": 0.08}) == pytest.approx(1.0 + 0.5 * math.log(2))
+    monkeypatch.setenv("STANDIN_FORGET", "1")
+    with pytest.raises(ObjectiveError, match="without a module-level val_bpb"):
+        obj.evaluate(cfg)
+    with pytest.raises(ObjectiveError, match="exactly once"):
+        rewrite_block("A = 1\nA = 2\n", {"A": 3})
+    with pytest.raises(BenchmarkError, match="autoresearch clone"):
+        get_benchmark("autoresearch-gpt", {"checkout": "/nonexistent"})

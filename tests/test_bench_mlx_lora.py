@@ -1,0 +1,43 @@
+"""mlx-lora on a tiny randomly initialised local model (Linux CPU): a handful of steps only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from inner.records import InnerResult, Trial
+from judge.errors import BenchmarkError
+
+pytest.importorskip("mlx.core")
+pytest.importorskip("mlx_lm")
+
+from judge.benchmarks import get_benchmark  # noqa: E402
+from judge.benchmarks.mlx_lora import SPACE, domain_shares  # noqa: E402
+
+
+def test_space_has_the_nightly_ranges_and_shares_sum_to_one() -> None:
+    ranges = {p.name: (p.low, p.high) for p in SPACE.params}  # type: ignore[union-attr]
+    assert ranges["layers"] == (16, 32) and ranges["rank"] == (8, 64) and ranges["alpha"] == (16, 128)
+    assert ranges["learning_rate"] == (1e-6, 1e-4) and ranges["iterations"] == (50, 1200)
+    assert ranges["grad_accum"] == (2, 8) and ranges["mix_ratio"] == (0.1, 0.9) and ranges["w_code"] == (0.5, 2.0)
+    for seed in range(20):
+        shares = domain_shares(SPACE.sample(np.random.default_rng(seed)))
+        assert math.isclose(sum(shares.values()), 1.0) and min(shares.values()) >= 0
+    with pytest.raises(BenchmarkError, match="model_path"):
+        get_benchmark("mlx-lora", {"fidelity": "full"})
+
+
+@pytest.mark.slow
+def test_tiny_lora_trial_gives_per_domain_subscores() -> None:
+    bench = get_benchmark("mlx-lora", {"variants": 3})
+    inst = bench.instances()[0]
+    obj = bench.objective(inst, 0)
+    cfg = SPACE.sample(np.random.default_rng(0)) | {"iterations": 50, "grad_accum": 2, "learning_rate": 1e-4}
+    value = obj.evaluate(cfg)
+    assert math.isfinite(value) and 0 < value < 20
+    score = bench.score(inst, InnerResult((Trial(0, cfg, value, True, "base"),)))
+    assert score.primary == value
+    assert {"loss:code", "loss:math", "loss:chat", "retain:general"} <= set(score.subscores)
+    assert score.primary == pytest.approx(np.mean([score.subscores[f"loss:{d}"] for d in ("code", "math", "chat")]))
