@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from inner.chat import Caller
 from outer.authors.base import Author, AuthorContext, Candidate, UnknownAuthor
+from outer.authors.llm import Check, LLMAuthor
 from outer.authors.offline import OfflineAuthor
 
-AUTHORS = ("offline",)
+AUTHORS = ("offline", "llm")
 
 
-def make_author(name: str) -> Author:
-    """The author called ``name``; UnknownAuthor lists the known names."""
+def make_author(name: str, caller: Caller | None = None, check: Check | None = None, repairs: int = 2) -> Author:
+    """The author called ``name``; UnknownAuthor lists the known names.
+
+    ``llm`` needs ``caller`` (the model, with its recording) and ``check``
+    (the conformance check the outer loop uses)."""
     if name == "offline":
         return OfflineAuthor()
+    if name == "llm":
+        if caller is None or check is None:
+            raise UnknownAuthor("the llm author needs a model: bilevel run --model backend:model "
+                                "(e.g. ollama:qwen2.5:7b)")
+        return LLMAuthor(caller, check, repairs)
     raise UnknownAuthor(f"unknown author {name!r}; known authors: {', '.join(AUTHORS)}")
 
 
-__all__ = ["AUTHORS", "Author", "AuthorContext", "Candidate", "OfflineAuthor", "UnknownAuthor", "make_author"]
+__all__ = ["AUTHORS", "Author", "AuthorContext", "Candidate", "LLMAuthor", "OfflineAuthor", "UnknownAuthor", "make_author"]

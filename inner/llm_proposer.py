@@ -1,0 +1,213 @@
+"""The LLM proposer: asks the chat model for one change to the incumbent, as JSON.
+
+Called by the inner loop exactly like the other base proposers (see
+:class:`inner.proposers.Proposer`). Per ``propose`` call:
+
+1. the model sees the space, the incumbent, the mechanisms' guidance and the
+   recent history (prompts in ``inner/prompts``, versioned, hashed);
+2. its answer is parsed strictly (:func:`parse_proposal`): one JSON object
+   ``{"changes": {...}, "hypothesis": "..."}``; safe repairs are made and
+   recorded (clip a number into its bounds, round an integer, renormalise a
+   simplex, drop a change to a frozen parameter); anything else is rejected
+   with the reason, which is fed back to the model for the next retry;
+3. after ``1 + retries`` rejected answers (or failed calls), the fallback
+   proposer (greedy or random, stateless) proposes, and the trial's source
+   says so (``base:llm-fallback``).
+
+Every call is kept as a :class:`~inner.chat.CallRecord` with its outcome;
+:meth:`LLMProposer.call_records` hands them to the inner loop, which returns
+them with the inner run's result so the run store keeps them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from inner.chat import Caller, ChatRequest, ModelRef
+from inner.proposers import GreedyProposer, Proposer, RandomProposer
+from inner.records import Trial
+from inner.search_config import SearchConfig, Strategy
+from inner.space import CategoricalParam, Config, FloatParam, IntParam, Space, SpaceError
+
+PROMPT_DIR = Path(__file__).parent / "prompts"
+PROMPT_VERSION = "proposer_v1"
+HISTORY_SHOWN = 8
+FALLBACK_SUFFIX = "-fallback"
+
+
+@lru_cache(maxsize=4)
+def prompt_texts(version: str = PROMPT_VERSION) -> tuple[str, str, str]:
+    """(system prompt, user template, hash of both) of a prompt version."""
+    system = (PROMPT_DIR / f"{version}.txt").read_text(encoding="utf-8")
+    user = (PROMPT_DIR / f"{version.replace('_v', '_user_v')}.txt").read_text(encoding="utf-8")
+    digest = hashlib.sha256((system + "\0" + user).encode()).hexdigest()[:16]
+    return system, user, digest
+
+
+class ProposalRejected(ValueError):
+    """The model's answer cannot be used; the message says why (it is fed back to the model)."""
+
+
+def _extract_json(text: str) -> Any:
+    """The one JSON object in ``text`` (code fences allowed around it)."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ProposalRejected("no JSON object in the answer; answer with one JSON object")
+    try:
+        return json.loads(text[start:end + 1])
+    except json.JSONDecodeError as exc:
+        raise ProposalRejected(f"the JSON object does not parse: {exc}") from exc
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ProposalRejected(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _repair_value(space: Space, name: str, value: Any, repairs: list[str]) -> Any:
+    p = space.param(name)
+    if isinstance(p, FloatParam | IntParam):
+        x = _number(name, value)
+        if isinstance(p, IntParam) and x != round(x):
+            repairs.append(f"rounded {name} {x:g} -> {round(x)}")
+            x = float(round(x))
+        clipped = min(max(x, p.low), p.high)
+        if clipped != x:
+            repairs.append(f"clipped {name} {x:g} into [{p.low:g}, {p.high:g}]")
+        return int(clipped) if isinstance(p, IntParam) else clipped
+    if isinstance(p, CategoricalParam):
+        if value not in p.choices:
+            raise ProposalRejected(f"{name}={value!r} is not one of {list(p.choices)}")
+        return value
+    if not isinstance(value, dict) or set(value) != set(p.domains):
+        raise ProposalRejected(f"{name} must map exactly the domains {list(p.domains)} to weights")
+    weights = {d: _number(f"{name}.{d}", w) for d, w in value.items()}
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ProposalRejected(f"{name}: weights must be >= 0 and not all zero")
+    total = math.fsum(weights.values())
+    if abs(total - 1.0) > 1e-9:
+        repairs.append(f"renormalised {name} (weights summed to {total:.4g})")
+    return {d: weights[d] / total for d in p.domains}
+
+
+def parse_proposal(text: str, space: Space, incumbent: Config, frozen: set[str]) -> tuple[Config, str, list[str]]:
+    """The config, hypothesis and repairs of an answer; ProposalRejected says why it cannot be used."""
+    data = _extract_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("changes"), dict):
+        raise ProposalRejected('the answer must be {"changes": {...}, "hypothesis": "..."}')
+    unknown = sorted(set(data["changes"]) - set(space.names))
+    if unknown:
+        raise ProposalRejected(f"unknown parameters {unknown}; the space has {space.names}")
+    hypothesis = data.get("hypothesis", "")
+    if not isinstance(hypothesis, str):
+        raise ProposalRejected("hypothesis must be a string")
+    repairs: list[str] = []
+    out = copy.deepcopy(incumbent)
+    for name, value in data["changes"].items():
+        if name in frozen:
+            repairs.append(f"ignored a change to frozen {name}")
+            continue
+        out[name] = _repair_value(space, name, value, repairs)
+    try:
+        space.validate(out)
+    except SpaceError as exc:
+        raise ProposalRejected(str(exc)) from exc
+    if out == incumbent:
+        raise ProposalRejected("the proposal changes nothing; change at least one parameter")
+    return {n: out[n] for n in space.names}, hypothesis.strip().splitlines()[0][:300] if hypothesis.strip() else "", repairs
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    return value
+
+
+class LLMProposer(Proposer):
+    """Proposes through a chat model (see the module doc); the fallback proposer covers failed answers.
+
+    Before there is an incumbent (or for the first ``init_random`` trials)
+    the fallback proposer draws a random start, as greedy does.
+    """
+
+    name = "llm"
+
+    def __init__(self, space: Space, config: SearchConfig, seed: int, model: ModelRef, context: str = "",
+                 retries: int = 2, caller: Caller | None = None) -> None:
+        """Called once per inner run; ``context`` names the inner run in the call records (for replay)."""
+        super().__init__(space, config, seed)
+        self.model = model
+        self.context = context
+        self.retries = max(0, int(retries))
+        self.caller = caller or Caller(model)
+        fallback_config = config if config.strategy in (Strategy.GREEDY, Strategy.RANDOM) else config.replace(
+            strategy=Strategy.GREEDY)
+        self.fallback: Proposer = (RandomProposer if fallback_config.strategy is Strategy.RANDOM else GreedyProposer)(
+            space, fallback_config, seed)
+        self._outcomes: list[dict[str, Any]] = []
+        self._history: list[Trial] = []
+        self._last_source = self.source
+
+    @property
+    def last_source(self) -> str:
+        """The source of the latest proposal: ``base:llm`` or ``base:llm-fallback``."""
+        return self._last_source
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "model": self.model.to_json(), "retries": self.retries,
+                "prompt": PROMPT_VERSION, "prompt_hash": prompt_texts()[2]}
+
+    def tell(self, trial: Trial) -> None:
+        """Called once per finished trial; the history the next prompts show."""
+        self._history.append(trial)
+        self.fallback.tell(trial)
+
+    def call_records(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._outcomes]
+
+    def propose(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any]) -> Config:
+        """Called when no mechanism proposed; see :meth:`Proposer.propose`."""
+        attempt = self._next_attempt(trial_index)
+        if incumbent is None or trial_index < self.config.init_random:
+            self._last_source = self.source + FALLBACK_SUFFIX
+            return self.fallback.propose(trial_index, incumbent, guidance)
+        system, template, digest = prompt_texts()
+        user = template.format(space=json.dumps(self.space.to_json()["params"]), trial_index=trial_index,
+                               incumbent=json.dumps({"config": _short(incumbent.config),
+                                                     "score": _short(incumbent.score)}),
+                               guidance=json.dumps(guidance, sort_keys=True),
+                               history="\n".join(json.dumps({"i": t.index, "config": _short(t.config),
+                                                             "score": _short(t.score), "kept": t.kept})
+                                                 for t in self._history[-HISTORY_SHOWN:]) or "(none)")
+        messages: list[tuple[str, str]] = [("user", user)]
+        frozen = self._frozen(guidance)
+        for retry in range(self.retries + 1):
+            request = ChatRequest(system, tuple(messages), "inner",
+                                  f"{self.context}:t{trial_index}:a{attempt}:r{retry}", f"{PROMPT_VERSION}@{digest}")
+            record = self.caller.ask(request)
+            if record.error:
+                self._outcomes.append({**record.to_json(), "outcome": f"call failed: {record.error}"[:500]})
+                continue
+            try:
+                config, hypothesis, repairs = parse_proposal(record.response, self.space, incumbent.config, frozen)
+            except ProposalRejected as exc:
+                self._outcomes.append({**record.to_json(), "outcome": f"rejected: {exc}"[:500]})
+                messages += [("assistant", record.response), ("user", f"Rejected: {exc}. Answer again with one "
+                                                                      "valid JSON object.")]
+                continue
+            outcome = "repaired: " + "; ".join(repairs) if repairs else "accepted"
+            self._outcomes.append({**record.to_json(), "outcome": outcome[:500], "hypothesis": hypothesis})
+            self._last_source = self.source
+            return config
+        self._last_source = self.source + FALLBACK_SUFFIX
+        return self.fallback.propose(trial_index, incumbent, guidance)
+

@@ -1,0 +1,140 @@
+"""The LLM author: the same model as the inner proposer writes mechanism source.
+
+``propose`` is called once per generation. For each candidate it asks the
+model once, with a prompt (``prompts/author_v1.txt``, versioned, hashed) that
+holds the inner loop's real source and the mechanism contract (read from the
+installed modules at run time), the incumbent mechanisms' sources, the trace
+analysis, the library, and the lineage so far with each failure and its
+reason. The answer's ``python`` block is checked (compile, policy,
+conformance) with the check the outer loop uses; a failure is fed back for at
+most ``repairs`` repairs. The last attempt becomes the candidate whatever
+happened: the outer loop's own conformance check then rejects it and the
+reason goes into the lineage, so every failure is on the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from inner.chat import Caller, ChatRequest
+from judge.stack import Mechanism, Stack
+from outer.authors.base import AuthorContext, Candidate
+
+PROMPT_DIR = Path(__file__).parent / "prompts"
+PROMPT_VERSION = "author_v1"
+MAX_MECHANISM_CHARS = 6000
+MAX_FEEDBACK_CHARS = 1500
+MAX_LINEAGE = 20
+
+Check = Callable[[str], dict[str, Any]]  # source -> conformance report JSON ("ok", "status", "message", "example")
+
+
+@lru_cache(maxsize=2)
+def prompt_texts(version: str = PROMPT_VERSION) -> tuple[str, str, str]:
+    """(system prompt, user template, hash of both) of a prompt version."""
+    system = (PROMPT_DIR / f"{version}.txt").read_text(encoding="utf-8")
+    user = (PROMPT_DIR / f"{version.replace('_v', '_user_v')}.txt").read_text(encoding="utf-8")
+    return system, user, hashlib.sha256((system + "\0" + user).encode()).hexdigest()[:16]
+
+
+def module_source(name: str) -> str:
+    """The source of an installed module, read at run time (the prompt shows the code that really runs)."""
+    return inspect.getsource(importlib.import_module(name))
+
+
+_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def extract_source(text: str) -> tuple[str, str]:
+    """(source, summary) of an answer: the longest fenced block (or the whole answer), and its first line."""
+    blocks = _BLOCK.findall(text)
+    source = max(blocks, key=len) if blocks else text
+    summary = next((line.strip() for line in text.splitlines() if line.strip() and not line.startswith("```")), "")
+    return source.strip() + "\n", summary[:120]
+
+
+def mechanism_name(source: str, generation: int, index: int) -> str:
+    """A short name from the docstring's first words, e.g. ``llm-g0c1-tabu-list``."""
+    m = re.search(r'"""\s*([^\n"]+)', source)
+    words = re.findall(r"[a-z0-9]+", (m.group(1) if m else "").lower())[:3]
+    return "-".join([f"llm-g{generation}c{index}", *words])
+
+
+@dataclass
+class LLMAuthor:
+    """Writes one new mechanism per candidate through ``caller`` (see the module doc)."""
+
+    caller: Caller
+    check: Check
+    repairs: int = 2
+    name: str = "llm"
+
+    def propose(self, ctx: AuthorContext, n: int) -> list[Candidate]:
+        """Called once per generation, before any candidate of it is judged."""
+        out: list[Candidate] = []
+        seen = set(ctx.tried) | {ctx.incumbent.key}
+        for index in range(n):
+            cand = self._one(ctx, index, out)
+            if cand is not None and cand.stack.key not in seen:
+                seen.add(cand.stack.key)
+                out.append(cand)
+        return out
+
+    def _one(self, ctx: AuthorContext, index: int, made: list[Candidate]) -> Candidate | None:
+        system, template, digest = prompt_texts()
+        messages: list[tuple[str, str]] = [("user", self._prompt(ctx, index, made, template))]
+        mech: Mechanism | None = None
+        summary = ""
+        for repair in range(self.repairs + 1):
+            request = ChatRequest(system, tuple(messages), "author", f"g{ctx.generation}:c{index}:r{repair}",
+                                  f"{PROMPT_VERSION}@{digest}")
+            record = self.caller.ask(request)
+            if record.error:
+                return None  # no answer to judge; the failed call is in the transcript
+            source, summary = extract_source(record.response[: MAX_MECHANISM_CHARS * 2])
+            mech = Mechanism(mechanism_name(source, ctx.generation, index), source[:MAX_MECHANISM_CHARS])
+            taken = set(ctx.incumbent.mechanism_ids) | {m.id for c in made for m in c.new}
+            key = Stack((*ctx.incumbent.mechanisms, mech), ctx.incumbent.search).key
+            report = ({"ok": False, "status": "duplicate",
+                       "message": "this mechanism was already tried on this stack (or is on it); "
+                                  "write a different one"}
+                      if mech.id in taken or key in ctx.tried else self.check(mech.source))
+            if report.get("ok"):
+                break
+            if repair < self.repairs:
+                messages += [("assistant", record.response), ("user", _feedback(report))]
+        if mech is None or mech.id in set(ctx.incumbent.mechanism_ids):
+            return None
+        stack = Stack((*ctx.incumbent.mechanisms, mech), ctx.incumbent.search)
+        return Candidate(stack, f"llm: {mech.name}: {summary}"[:200], self.name, (mech,))
+
+    def _prompt(self, ctx: AuthorContext, index: int, made: list[Candidate], template: str) -> str:
+        incumbent = "\n\n".join(f"### {m.name}\n```python\n{m.source}```" for m in ctx.incumbent.mechanisms)
+        lineage = [f"- g{e['generation']} {e['operation']}: {'KEPT' if e['keep'] else 'rejected'} "
+                   f"({str(e['reason'])[:300]})" for e in ctx.lineage[-MAX_LINEAGE:]]
+        lineage += [f"- g{ctx.generation} {c.operation}: written this generation, not judged yet" for c in made]
+        return template.format(
+            inner_source=module_source("inner.loop"), contract_source=module_source("mechanisms.contract"),
+            search=json.dumps(ctx.incumbent.search.to_json(), sort_keys=True),
+            incumbent=incumbent or "(no mechanisms yet: the base proposer searches alone)",
+            analysis="\n".join(f"- {line}" for line in ctx.analysis.lines()),
+            library=", ".join(m.name for m in ctx.library) or "(empty)",
+            lineage="\n".join(lineage) or "(nothing judged yet)", candidate=index + 1,
+            generation=ctx.generation)
+
+
+def _feedback(report: dict[str, Any]) -> str:
+    example = json.dumps(report.get("example"), sort_keys=True)[:MAX_FEEDBACK_CHARS] if report.get("example") else ""
+    text = (f"The sandbox check failed: {report.get('status')}: {str(report.get('message', ''))[:MAX_FEEDBACK_CHARS]}"
+            + (f"\nFailing example: {example}" if example else "")
+            + "\nFix the mechanism and answer with the whole corrected source in one ```python block.")
+    return text

@@ -1,0 +1,75 @@
+"""The Anthropic backend: the official SDK, Messages API.
+
+Honours ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL``. The SDK's own
+retries are off: :class:`inner.chat.Caller` retries transient errors (429,
+529, 5xx, timeouts, connection errors) with its recorded backoff. The
+Messages API of SDK 2.x takes neither a temperature nor a seed: max tokens
+and the timeout are sent, temperature and seed are recorded but not sent.
+"""
+
+from __future__ import annotations
+
+import os
+
+import anthropic
+
+from inner.chat import (
+    ChatConfigError,
+    ChatError,
+    ChatRateLimited,
+    ChatReply,
+    ChatRequest,
+    ChatSettings,
+    ChatTimeout,
+    ChatUnavailable,
+    ModelRef,
+)
+
+
+class AnthropicModel:
+    """``anthropic:MODEL``; built once per process (or inner run) from its ref."""
+
+    def __init__(self, ref: ModelRef) -> None:
+        key = os.environ.get("ANTHROPIC_API_KEY", "")
+        if not key:
+            raise ChatConfigError(f"model {ref.spec!r} needs an API key: set ANTHROPIC_API_KEY "
+                                  "(or use a local model: --model ollama:qwen2.5:7b)")
+        self.spec = ref.spec
+        self.name = ref.name
+        self.base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+        self.client = anthropic.Anthropic(api_key=key, base_url=self.base_url, max_retries=0,
+                                          timeout=ref.settings.timeout_s)
+
+    def complete(self, request: ChatRequest, settings: ChatSettings) -> ChatReply:
+        """One Messages API call; provider errors become :mod:`inner.chat` errors that say what to do."""
+        where = self.base_url or "api.anthropic.com"
+        try:
+            resp = self.client.messages.create(model=self.name, max_tokens=settings.max_tokens,
+                                               system=request.system, messages=request.messages_json(),  # type: ignore[arg-type]
+                                               timeout=settings.timeout_s)
+        except anthropic.AuthenticationError as exc:
+            raise ChatConfigError(f"{where} refused the API key (401): check ANTHROPIC_API_KEY") from exc
+        except anthropic.NotFoundError as exc:
+            raise ChatConfigError(f"{where} does not know model {self.name!r} (404); "
+                                  f"check the name: {_detail(exc)}") from exc
+        except anthropic.RateLimitError as exc:
+            raise ChatRateLimited(f"{where} rate-limited the call (429): {_detail(exc)}") from exc
+        except anthropic.APITimeoutError as exc:
+            raise ChatTimeout(f"{where} did not answer within {settings.timeout_s:g} s") from exc
+        except anthropic.APIConnectionError as exc:
+            raise ChatUnavailable(f"cannot reach {where}: {exc}; check the network or ANTHROPIC_BASE_URL") from exc
+        except anthropic.APIStatusError as exc:
+            if exc.status_code == 529:
+                raise ChatRateLimited(f"{where} is overloaded (529): {_detail(exc)}") from exc
+            if exc.status_code >= 500:
+                raise ChatUnavailable(f"{where} failed with {exc.status_code}: {_detail(exc)}") from exc
+            raise ChatError(f"{where} refused the request ({exc.status_code}): {_detail(exc)}") from exc
+        text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
+        return ChatReply(text, int(resp.usage.input_tokens), int(resp.usage.output_tokens), str(resp.model))
+
+
+def _detail(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message", body))[:300]
+    return str(exc)[:300]

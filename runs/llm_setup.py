@@ -1,0 +1,133 @@
+"""The model of a run: its references for both loops, the author's recorded caller, and the cost caps.
+
+One setting (``[llm] model``, ``--model``) drives the inner proposer and the
+outer author; ``[llm] author_model`` (``--author-model``) names another
+model for the author, for ablations only, and the run records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from inner.chat import Caller, CallRecord, ChatRequest, ChatSettings, ModelRef
+from outer.errors import BudgetExhausted
+from outer.llm import model_ref
+from runs.spec import RunSpec
+from runs.store import RunRecorder
+
+LEVELS = ("inner", "author")
+
+
+def chat_settings(spec: RunSpec) -> ChatSettings:
+    llm = spec["llm"]
+    return ChatSettings(temperature=llm["temperature"], seed=llm["seed"], max_tokens=llm["max_tokens"],
+                        timeout_s=llm["timeout_s"], retries=llm["retries"], backoff_s=llm["backoff_s"])
+
+
+def _ref(spec: RunSpec, name: str) -> ModelRef:
+    llm = spec["llm"]
+    return model_ref(name, chat_settings(spec), llm["prices"], {"stream": "true" if llm["stream"] else "false"})
+
+
+def inner_model(spec: RunSpec) -> ModelRef | None:
+    """The inner proposer's model, or None when the run has none."""
+    return _ref(spec, spec["llm"]["model"]) if spec["llm"]["model"] else None
+
+
+def author_model(spec: RunSpec) -> ModelRef | None:
+    """The author's model: the same as the inner proposer's unless an ablation named another."""
+    llm = spec["llm"]
+    name = llm["author_model"] or llm["model"]
+    return _ref(spec, name) if name else None
+
+
+def check_models(spec: RunSpec) -> None:
+    """Build each model once, so a missing key, package or path fails before anything is recorded."""
+    for ref in (inner_model(spec), author_model(spec)):
+        if ref is not None:
+            ref.build()
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Hard caps per level (0: none): tokens (in + out), US dollars, model seconds."""
+
+    tokens: int
+    usd: float
+    wall_s: float
+
+    @classmethod
+    def of(cls, spec: RunSpec, level: str) -> Caps:
+        llm = spec["llm"]
+        return cls(llm[f"{level}_max_tokens"], llm[f"{level}_max_usd"], llm[f"{level}_max_wall_s"])
+
+    def exceeded(self, used: dict[str, Any]) -> str | None:
+        tokens = int(used.get("tokens_in", 0)) + int(used.get("tokens_out", 0))
+        if self.tokens and tokens >= self.tokens:
+            return f"token cap of {self.tokens} reached ({tokens} used)"
+        if self.usd and used.get("cost_usd", 0.0) >= self.usd:
+            return f"money cap of ${self.usd:g} reached (${used['cost_usd']:.4f} spent)"
+        if self.wall_s and used.get("latency_s", 0.0) >= self.wall_s:
+            return f"model-time cap of {self.wall_s:g} s reached ({used['latency_s']:.1f} s used)"
+        return None
+
+
+class LedgerGuard:
+    """Checks the caps against the run's ledger: before every author call, and before every candidate.
+
+    The author's caps are exact (checked before each call). The inner
+    proposer's calls run inside inner runs, possibly in other processes, so
+    its caps are checked before each candidate and each generation: a level
+    overshoots by at most the calls of the evaluations in flight.
+    """
+
+    def __init__(self, spec: RunSpec, recorder: RunRecorder) -> None:
+        self.caps = {level: Caps.of(spec, level) for level in LEVELS}
+        self.recorder = recorder
+
+    def reason(self) -> str | None:
+        """Why the run must stop now, or None (called by the outer loop before each candidate)."""
+        ledger = self.recorder.ledger()
+        for level in LEVELS:
+            why = self.caps[level].exceeded(ledger.get(level, {}))
+            if why:
+                return f"{level} {why}; continue with: bilevel resume RUN --cap {level}_max_...=HIGHER"
+        return None
+
+    def before_author_call(self, request: ChatRequest) -> None:
+        why = self.reason()
+        if why is not None:
+            self.recorder.record_event(f"budget:author:{request.context}", "budget_stop",
+                                       {"level": "author", "context": request.context, "reason": why})
+            raise BudgetExhausted(why)
+
+
+def author_caller(spec: RunSpec, recorder: RunRecorder, guard: LedgerGuard) -> Caller | None:
+    """The author's caller: answers from this run's records first (a resumed run pays nothing twice),
+    checks the caps before each real call, and records each new call at once."""
+    ref = author_model(spec)
+    if ref is None:
+        return None
+
+    def lookup(key: str, occurrence: int) -> CallRecord | None:
+        found = recorder.find_llm_call(key, occurrence)
+        return None if found is None else CallRecord.from_json(found)
+
+    return Caller(ref, lookup=lookup, before_call=guard.before_author_call,
+                  sink=lambda rec: recorder.record_llm_call(rec.to_json()))
+
+
+def ledger_lines(ledger: dict[str, dict[str, Any]], spec: dict[str, Any]) -> list[str]:
+    """The ledger as lines for ``bilevel show``: per level, calls, tokens, dollars, model seconds, caps."""
+    llm = spec.get("llm", {})
+    lines = [f"model: {llm.get('model') or '(none)'}"
+             + (f"; author model: {llm['author_model']} (ablation)" if llm.get("author_model") else "")]
+    for level in LEVELS:
+        used = ledger.get(level, {})
+        caps = [f"{k.split('_max_')[1]}<={llm[k]:g}" for k in sorted(llm) if k.startswith(f"{level}_max_") and llm[k]]
+        lines.append(f"{level}: {used.get('calls', 0)} calls ({used.get('failed', 0)} failed), "
+                     f"{used.get('tokens_in', 0)} tokens in, {used.get('tokens_out', 0)} out, "
+                     f"${used.get('cost_usd', 0.0):.4f}, {used.get('latency_s', 0.0):.1f} s"
+                     + (f"; caps: {', '.join(caps)}" if caps else ""))
+    return lines

@@ -1,0 +1,146 @@
+"""Loopback servers that speak the providers' real wire protocols, answering with the scripted brain.
+
+- :class:`AnthropicServer`: ``POST /v1/messages`` (Messages API JSON, with the
+  ``usage`` block; errors as ``{"type": "error", "error": {...}}`` with their
+  status codes: 401, 404, 429, 529).
+- :class:`OllamaServer`: ``POST /api/chat``, streaming (NDJSON chunks, the last
+  with ``done`` and the token counts) or not; ``{"error": ...}`` with 404.
+
+``faults`` is a list of status codes to answer, one per request, before the
+normal answers. Each server runs on 127.0.0.1 in a daemon thread and shuts
+itself down after ``lifetime_s`` if nobody stopped it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from outer.llm.scripted import ScriptedBrain, token_count
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+               429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+class _Server:
+    def __init__(self, faults: list[int] | None = None, lifetime_s: float = 300.0, known_model: str = "") -> None:
+        self.brain = ScriptedBrain()
+        self.faults = list(faults or [])
+        self.requests: list[dict[str, Any]] = []
+        self.usage = {"in": 0, "out": 0}
+        self.known_model = known_model
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.handle(self, self.path, body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.timer = threading.Timer(lifetime_s, self.stop)
+        self.timer.daemon = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def next_fault(self, body: dict[str, Any]) -> int | None:
+        with self.lock:
+            self.requests.append(body)
+            if self.known_model and body.get("model") != self.known_model:
+                return 404
+            return self.faults.pop(0) if self.faults else None
+
+    def count(self, text_in: str, text_out: str) -> tuple[int, int]:
+        tin, tout = token_count(text_in), token_count(text_out)
+        with self.lock:
+            self.usage["in"] += tin
+            self.usage["out"] += tout
+        return tin, tout
+
+    def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, content_type: str = "application/json") -> None:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    h.send_response(status)
+    h.send_header("Content-Type", content_type)
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.wfile.write(data)
+
+
+class AnthropicServer(_Server):
+    """The Messages API on loopback."""
+
+    def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
+        if path != "/v1/messages":
+            _send(h, 404, {"type": "error", "error": {"type": "not_found_error", "message": f"no route {path}"}})
+            return
+        fault = self.next_fault(body)
+        if fault is not None:
+            message = f"model: {body.get('model')}" if fault == 404 else f"injected {fault}"
+            _send(h, fault, {"type": "error", "error": {"type": ERROR_TYPES.get(fault, "api_error"),
+                                                        "message": message}})
+            return
+        messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
+                     else "".join(b.get("text", "") for b in m["content"])} for m in body["messages"]]
+        system = body.get("system", "")
+        text = self.brain.answer(system if isinstance(system, str) else "", messages)
+        tin, tout = self.count(str(system) + "".join(m["content"] for m in messages), text)
+        _send(h, 200, {"id": f"msg_{len(self.requests)}", "type": "message", "role": "assistant",
+                       "model": body["model"], "content": [{"type": "text", "text": text}],
+                       "stop_reason": "end_turn", "stop_sequence": None,
+                       "usage": {"input_tokens": tin, "output_tokens": tout}})
+
+
+class OllamaServer(_Server):
+    """Ollama's ``/api/chat`` on loopback, streaming or not."""
+
+    def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
+        if path != "/api/chat":
+            _send(h, 404, {"error": f"no route {path}"})
+            return
+        fault = self.next_fault(body)
+        if fault is not None:
+            error = f"model '{body.get('model')}' not found" if fault == 404 else f"injected {fault}"
+            _send(h, fault, {"error": error})
+            return
+        msgs = body["messages"]
+        system = "".join(m["content"] for m in msgs if m["role"] == "system")
+        rest = [m for m in msgs if m["role"] != "system"]
+        text = self.brain.answer(system, rest)
+        tin, tout = self.count(system + "".join(m["content"] for m in rest), text)
+        base = {"model": body["model"], "created_at": "2026-11-22T00:00:00Z"}
+        final = {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                 "total_duration": 1000, "prompt_eval_count": tin, "eval_count": tout}
+        if body.get("stream", True):
+            words = text.split(" ")
+            lines = [json.dumps({**base, "message": {"role": "assistant", "content": w + (" " if i < len(words) - 1
+                                                                                        else "")}, "done": False})
+                     for i, w in enumerate(words)]
+            lines.append(json.dumps(final))
+            _send(h, 200, ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
+        else:
+            _send(h, 200, {**final, "message": {"role": "assistant", "content": text}})
