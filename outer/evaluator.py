@@ -1,17 +1,18 @@
-"""The panel evaluator: runs stacks on panel entries, with a cache and an optional process pool.
+"""The panel evaluator: runs stacks on panel entries, with a cache and an executor.
 
 Every evaluation has a deterministic key (stack, instance, seed, inner
 settings), so a resumed run finds what was already computed and a killed run
-loses at most the evaluations in flight.
+loses at most the evaluations in flight. Where the inner runs happen (the
+driver's process, a process pool, Ray) is the executor's business
+(``outer.executors``); results are recorded here, in the driver, as each one
+arrives, and handed back in entry order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from judge.benchmarks.base import Benchmark
 from judge.evaluate import EvalResult, evaluate_entry
 from judge.panels import PanelEntry
 from judge.stack import Stack
+from outer.executors import Executor, ProcessExecutor
 
 
 class EvalCache(Protocol):
@@ -66,26 +68,42 @@ def eval_key(stack: Stack, entry: PanelEntry, settings: InnerSettings) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:24]
 
 
-def _task(ref: BenchmarkRef, stack: Stack, entry: PanelEntry, settings: InnerSettings,
-          keep_trace: bool) -> dict[str, Any]:
-    return evaluate_entry(ref.build(), stack, entry, settings, keep_trace).to_json()
+@dataclass(frozen=True)
+class EvalTask:
+    """One inner run of ``stack`` on ``entry``, as an executor ships it to a worker (picklable; a pure
+    function of its fields). Called once per attempt, in whichever process the executor chose."""
+
+    ref: BenchmarkRef
+    stack: Stack
+    entry: PanelEntry
+    settings: InnerSettings
+    keep_trace: bool = False
+
+    def __call__(self) -> dict[str, Any]:
+        return evaluate_entry(self.ref.build(), self.stack, self.entry, self.settings, self.keep_trace).to_json()
 
 
 class PanelEvaluator:
-    """Evaluates stacks on panel entries; results come back in entry order, whatever ran in parallel."""
+    """Evaluates stacks on panel entries; results come back in entry order, whatever ran in parallel.
+
+    ``executor`` runs the inner runs (default: a process pool of ``workers``;
+    the evaluator closes an executor it made, and leaves one it was given to
+    its owner, except that ``close`` closes both)."""
 
     def __init__(self, ref: BenchmarkRef, settings: InnerSettings, cache: EvalCache | None = None,
-                 workers: int = 1, on_eval: Callable[[int, int], None] | None = None) -> None:
+                 workers: int = 1, on_eval: Callable[[int, int], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self.ref = ref
         self.settings = settings
         self.cache = cache
         self.workers = max(1, workers)
         self.on_eval = on_eval
-        self._pool: Executor | None = None
+        self.executor: Executor = executor if executor is not None else ProcessExecutor(self.workers)
         self.computed = 0
 
     def evaluate_many(self, stack: Stack, entries: Sequence[PanelEntry], keep_trace: bool = False,
                       ) -> list[EvalResult]:
+        """Called by the judge and the outer loop for each (stack, panel) they need."""
         keys = [eval_key(stack, e, self.settings) + ("t" if keep_trace else "") for e in entries]
         found: dict[int, dict[str, Any]] = {}
         if self.cache is not None:
@@ -94,7 +112,11 @@ class PanelEvaluator:
                 if hit is not None:
                     found[i] = hit
         todo = [i for i in range(len(entries)) if i not in found]
-        for done, (i, result) in enumerate(self._run(stack, [entries[i] for i in todo], todo, keep_trace), 1):
+        tasks = [EvalTask(self.ref, stack, entries[i], self.settings, keep_trace) for i in todo]
+        for done, (t, result) in enumerate(self.executor.run(tasks), 1):
+            i = todo[t]
+            if i in found:
+                continue  # an executor yields each task once; this guards the record all the same
             found[i] = result
             self.computed += 1
             if self.cache is not None:
@@ -103,24 +125,6 @@ class PanelEvaluator:
                 self.on_eval(done, len(todo))
         return [EvalResult.from_json(found[i]) for i in range(len(entries))]
 
-    def _run(self, stack: Stack, entries: list[PanelEntry], index: list[int], keep_trace: bool,
-             ) -> Any:
-        if self.workers == 1 or len(entries) <= 1:
-            for i, e in zip(index, entries, strict=True):
-                yield i, _task(self.ref, stack, e, self.settings, keep_trace)
-            return
-        pool = self._ensure_pool()
-        futures = [pool.submit(_task, self.ref, stack, e, self.settings, keep_trace) for e in entries]
-        for i, fut in zip(index, futures, strict=True):
-            yield i, fut.result()
-
-    def _ensure_pool(self) -> Executor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
-
     def close(self) -> None:
-        """Shut the pool down (called once when the run ends)."""
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+        """Shut the executor down (called once when the run ends)."""
+        self.executor.close()

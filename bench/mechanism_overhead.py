@@ -1,0 +1,65 @@
+"""Bench (2): an inner run of 100 trials with three built-in mechanisms vs the same run without them.
+
+Both runs use the same BBOB instance, seeds and base proposer, in this
+process. The mechanisms run in the sandbox worker (reused between runs, as
+the evaluator reuses it); one cold run that starts a worker is timed apart.
+Prints the time per trial, the mechanisms' overhead per trial and per hook
+call, and the ratio. The cost of one sandboxed call against the same
+function in-process is issue 6's ``bench/sandbox_cost.py``.
+
+    .venv/bin/python bench/mechanism_overhead.py [--trials 100] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from functools import partial
+
+from _common import builtin_stack, header, progress, timed
+
+from inner.loop import DEFAULT_POOL, InnerSettings, SessionPool, run_inner
+from judge.benchmarks.bbob import BBOBObjective
+
+MECHANISMS = ("tabu", "ucb_bandit", "trust_region")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dimension", type=int, default=5)
+    args = ap.parse_args(argv)
+    header("mechanism overhead: inner run with 3 built-in mechanisms vs none")
+    objective = BBOBObjective(8, args.dimension, 1)
+    settings = InnerSettings(budget=args.trials)
+    stack = builtin_stack(MECHANISMS)
+    plain: list[float] = []
+    mech: list[float] = []
+    calls: list[int] = []
+    cold_s, _ = timed(lambda: run_inner(objective, stack.sources(), settings, 999, pool=SessionPool()))
+    run_inner(objective, stack.sources(), settings, 998)  # warm the shared pool's worker
+    for r in range(args.repeats):
+        progress(f"repeat {r + 1}/{args.repeats}")
+        t0, _ = timed(partial(run_inner, objective, [], settings, r))
+        t1, res = timed(partial(run_inner, objective, stack.sources(), settings, r))
+        plain.append(t0)
+        mech.append(t1)
+        calls.append(sum(len(t.hooks) for t in res.trials))
+    DEFAULT_POOL.close()
+    p, m = statistics.median(plain), statistics.median(mech)
+    n = args.trials
+    per_call = (m - p) / statistics.median(calls) * 1e3
+    print(f"mechanisms: {'+'.join(MECHANISMS)}; BBOB f8 d{args.dimension}; {n} trials; median of {args.repeats}")
+    print(f"no mechanisms:   {p / n * 1e3:8.3f} ms/trial")
+    print(f"3 mechanisms:    {m / n * 1e3:8.3f} ms/trial  (warm sandbox worker)")
+    print(f"cold (new worker): {cold_s / n * 1e3:6.3f} ms/trial  (includes starting the worker)")
+    print(f"hook calls/trial:  {statistics.median(calls) / n:6.2f}")
+    print(f"overhead:        {(m - p) / n * 1e3:8.3f} ms/trial, {per_call:.3f} ms per hook call")
+    print(f"ratio (3 mechanisms / none): {m / p:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
