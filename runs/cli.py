@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from inner.chat import ChatError
 from judge.errors import JudgeError
 from outer.errors import OuterError
 from runs.commands import MODULES
 from runs.driver import create_run, effective_spec, execute
+from runs.llm_setup import ledger_lines
 from runs.progress import Progress
 from runs.spec import SpecError, load_spec
 from runs.store import Store, StoreError
-from runs.views import last_summary, lineage_lines, results_tsv
+from runs.views import last_summary, lineage_lines, results_tsv, sandbox_layers_line
 from sandbox.outcome import SandboxError
 
 DEFAULT_STORE = Path("bilevel-runs")
@@ -44,15 +46,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--candidates", type=int, help="candidates per generation")
     run.add_argument("--seed", type=int)
     run.add_argument("--budget", type=int, help="trials per inner run")
-    run.add_argument("--workers", type=int, help="evaluation processes")
+    run.add_argument("--workers", type=int, help="evaluation processes (Ray: CPUs of a local Ray)")
+    run.add_argument("--executor", choices=("inprocess", "process", "ray"),
+                     help="where inner runs execute (default: process)")
+    run.add_argument("--address", help="address of an existing Ray cluster (with --executor ray)")
     run.add_argument("--wall-time", type=float, help="hard wall-time budget in seconds (0: none)")
     run.add_argument("--no-level15", action="store_true", help="switch Level 1.5 config adjustment off")
+    run.add_argument("--model", help="the model of both loops, backend:model (ollama:qwen2.5:7b, anthropic:claude-..., "
+                     "mlx:/path, scripted:demo); selects the LLM author and the LLM proposer")
+    run.add_argument("--author-model", help="ablation only: another model for the author (recorded in the run)")
     _add_store(run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
     resume.add_argument("run_id")
     resume.add_argument("--wall-time", type=float, help="a new wall-time budget for this session")
     resume.add_argument("--generations", type=int, help="raise the generation budget")
+    resume.add_argument("--executor", choices=("inprocess", "process", "ray"),
+                        help="continue on another executor (results do not depend on it)")
+    resume.add_argument("--address", help="address of an existing Ray cluster (with --executor ray)")
+    resume.add_argument("--cap", action="append", default=[], metavar="KEY=VALUE",
+                        help="raise an LLM cap, e.g. inner_max_tokens=200000 or author_max_usd=5 (repeatable)")
     _add_store(resume)
 
     show = sub.add_parser("show", help="summary and lineage of a run")
@@ -62,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write results.tsv of a run")
     export.add_argument("run_id")
     export.add_argument("--out", type=Path, default=Path("results.tsv"))
+    export.add_argument("--recipe", type=Path, help="also write the run's recipe (`bilevel import` reads it)")
+    export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
+    export.add_argument("--stack", metavar="ID", help="the stack for --sampler (default: the final stack)")
     _add_store(export)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
@@ -69,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("sandbox-check", help="compile and conformance-check one mechanism source file")
     check.add_argument("file", type=Path)
-    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--json", action="store_true",
+                       help="print one JSON object (status, layer, message, timings, active layers)")
+    check.add_argument("--examples", type=int, default=12, help="random contexts to try (default: %(default)s)")
 
     for module in _command_modules():
         p = sub.add_parser(module.NAME, help=module.HELP)
@@ -85,13 +103,21 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     run: dict[str, Any] = {}
     for flag, key in (("benchmark", "benchmark"), ("author", "author"), ("generations", "generations"),
                       ("candidates", "candidates"), ("seed", "seed"), ("workers", "workers"),
-                      ("wall_time", "wall_time_s")):
+                      ("wall_time", "wall_time_s"), ("executor", "executor"), ("address", "address")):
         value = getattr(args, flag)
         if value is not None:
             run[key] = value
     if args.no_level15:
         run["level15"] = False
+    llm: dict[str, Any] = {}
+    if args.model:
+        llm["model"] = args.model
+        run.setdefault("author", "llm")
+    if args.author_model:
+        llm["author_model"] = args.author_model
     out: dict[str, Any] = {"run": run}
+    if llm:
+        out["llm"] = llm
     if args.budget is not None:
         out["inner"] = {"budget": args.budget}
     return out
@@ -127,12 +153,37 @@ def cmd_resume(args: argparse.Namespace) -> int:
         overrides["wall_time_s"] = args.wall_time
     if args.generations is not None:
         overrides["generations"] = args.generations
-    if overrides:
+    for flag in ("executor", "address"):
+        if getattr(args, flag, None) is not None:
+            overrides[flag] = getattr(args, flag)
+    caps = _caps(args.cap)
+    if overrides or caps:
         n = len(store.events(args.run_id, "resume"))
-        store.recorder(args.run_id).record_event(f"resume:{n}", "resume", {"overrides": {"run": overrides}})
+        changes: dict[str, Any] = {"run": overrides} if overrides else {}
+        if caps:
+            changes["llm"] = caps
+        store.recorder(args.run_id).record_event(f"resume:{n}", "resume", {"overrides": changes})
         effective_spec(store, args.run_id)  # validates the overrides before any work
     print(f"run: {args.run_id}", flush=True)
     return _execute(store, args.run_id)
+
+
+def _caps(items: Sequence[str]) -> dict[str, Any]:
+    """``--cap KEY=VALUE`` items as [llm] overrides (numbers; only the *_max_* keys)."""
+    from runs.spec import DEFAULTS
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "_max_" not in key or key not in DEFAULTS["llm"]:
+            allowed = ", ".join(k for k in DEFAULTS["llm"] if "_max_" in k)
+            raise CliError(f"--cap {item!r}: use KEY=VALUE with KEY one of {allowed}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise CliError(f"--cap {item!r}: {value!r} is not a number") from None
+        out[key] = int(number) if isinstance(DEFAULTS["llm"][key], int) else number
+    return out
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -142,12 +193,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"run: {row.run_id}")
     print(f"benchmark: {row.spec['run']['benchmark']}")
     print(f"manifest: {row.manifest_hash[:16]}")
+    print(f"sandbox layers: {sandbox_layers_line(store, args.run_id)}")
     if summary is None:
         print("status: not finished (bilevel resume " + row.run_id + ")")
     else:
         for k, v in summary.items():
             if k not in ("run", "benchmark", "manifest"):
                 print(f"{k}: {v}")
+        from runs.rsi import rsi_metrics  # recursive-self-improvement metrics (issue 5)
+
+        for line in rsi_metrics(store, args.run_id).lines():
+            print(line)
+    print("ledger:")
+    for line in ledger_lines(store.ledger(args.run_id), effective_spec(store, args.run_id).to_json()):
+        print("  " + line)
     print("lineage:")
     for line in lineage_lines(store, args.run_id):
         print("  " + line)
@@ -159,6 +218,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     store.run(args.run_id)
     args.out.write_text(results_tsv(store, args.run_id), encoding="utf-8")
     print(f"wrote {args.out}")
+    from runs.exports import export_extras  # recipe and sampler exports (issue 5)
+
+    for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack):
+        print(line)
     return 0
 
 
@@ -177,13 +240,19 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
         source = args.file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read {args.file}: {exc}") from exc
-    report = check_conformance(source).to_json()
+    if args.examples < 1:
+        raise CliError("--examples must be at least 1")
+    report = check_conformance(source, max_examples=args.examples).to_json()
     if args.json:
         print(json.dumps(report, sort_keys=True))
     else:
         print(f"status: {report['status']}")
+        if report["layer"]:
+            print(f"stopped by: {report['layer']}")
         print(f"message: {report['message']}")
         print(f"hooks: {', '.join(report.get('hooks', []))}")
+        print(f"sandbox layers: {', '.join(report['layers']) or '(no worker started)'}")
+        print("timings: " + ", ".join(f"{k}={v:.4g}" for k, v in report["timings"].items()))
         if report.get("example"):
             print("example: " + json.dumps(report["example"])[:2000])
     return 0 if report["ok"] else 1
@@ -199,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.update({m.NAME: m.run for m in _command_modules()})
     try:
         return commands[args.command](args)
-    except (CliError, SpecError, StoreError, JudgeError, OuterError, SandboxError) as exc:
+    except (CliError, SpecError, StoreError, JudgeError, OuterError, SandboxError, ChatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -20,9 +20,11 @@ from judge.manifest import Manifest, build_manifest, verify_manifest
 from judge.panels import Panels, PanelSpec, split_panels
 from judge.stack import Mechanism, Stack
 from mechanisms.library import BUILTIN_NAMES, load_source
-from outer.authors import make_author
+from outer.authors import Author, make_author
 from outer.evaluator import BenchmarkRef, PanelEvaluator
+from outer.executors import ExecutorSpec, make_executor
 from outer.loop import OuterLoop, OuterSettings, OuterState
+from runs.llm_setup import LedgerGuard, author_caller, check_models, inner_model
 from runs.spec import RunSpec, merge
 from runs.store import RunRecorder, Store
 from sandbox import Limits
@@ -53,7 +55,8 @@ def inner_settings(spec: RunSpec) -> InnerSettings:
     limits = Limits(call_timeout_s=box["call_timeout_s"], run_timeout_s=box["run_timeout_s"],
                     memory_bytes=int(box["memory_bytes"]))
     return InnerSettings(budget=inner["budget"], search=search, max_rejections=inner["max_rejections"],
-                         limits=limits)
+                         limits=limits,
+                         model=inner_model(spec), llm_retries=spec["llm"]["proposer_retries"])
 
 
 def builtin_library() -> list[Mechanism]:
@@ -68,7 +71,9 @@ def new_run_id(spec: RunSpec) -> str:
 def create_run(store: Store, spec: RunSpec) -> str:
     """Record a new run (its spec and judge manifest) and return its id; nothing is evaluated yet."""
     setup = judge_setup(spec)
-    make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
+    if spec["run"]["author"] != "llm":
+        make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
+    check_models(spec)  # a missing API key, package or model path fails before anything is recorded
     run_id = new_run_id(spec)
     store.create_run(run_id, spec.to_json(), setup.manifest.to_json(), setup.manifest.hash)
     return run_id
@@ -97,8 +102,11 @@ def _ci(c: Comparison) -> str:
 
 
 def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda _m: None,
-            on_eval: Callable[[int, int], None] | None = None) -> Summary:
+            on_eval: Callable[[int, int], None] | None = None, author: Author | None = None) -> Summary:
     """Run (or continue) ``run_id`` to its end and return its summary.
+
+    ``author`` replaces the spec's author (the ablation's Level-1.5-only group
+    passes one that writes nothing).
 
     Raises ``judge.errors.ManifestMismatch`` before doing anything if the
     judge differs from the one the run was started with.
@@ -110,10 +118,12 @@ def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda 
     verify_manifest(Manifest.from_json(row.manifest), setup.manifest)
     recorder = store.recorder(run_id)
     settings = inner_settings(spec)
-    evaluator = PanelEvaluator(BenchmarkRef.of(spec["run"]["benchmark"], spec["benchmark"]), settings,
-                               cache=recorder, workers=spec["run"]["workers"], on_eval=on_eval)
+    run = spec["run"]
+    executor = make_executor(ExecutorSpec(run["executor"], run["workers"], run["address"]))
+    evaluator = PanelEvaluator(BenchmarkRef.of(run["benchmark"], spec["benchmark"]), settings,
+                               cache=recorder, workers=run["workers"], on_eval=on_eval, executor=executor)
     try:
-        state = _outer(spec, setup, settings, evaluator, recorder, progress, started).run()
+        state = _outer(spec, setup, settings, evaluator, recorder, progress, started, author).run()
         summary = _summarise(run_id, spec, setup, evaluator, state, recorder, started, progress)
     finally:
         evaluator.close()
@@ -122,17 +132,29 @@ def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda 
 
 
 def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator: PanelEvaluator,
-           recorder: RunRecorder, progress: Callable[[str], None], started: float) -> OuterLoop:
+           recorder: RunRecorder, progress: Callable[[str], None], started: float,
+           author: Author | None = None) -> OuterLoop:
     run = spec["run"]
     judge = Judge(setup.panels.validation, setup.panels.stage1(setup.thresholds.stage1_pairs),
                   setup.thresholds, setup.manifest.hash, evaluator)
     first = setup.benchmark.instances()[0]
     outer = OuterSettings(generations=run["generations"], candidates=run["candidates"], level15=run["level15"],
                           seed=run["seed"], wall_time_s=run["wall_time_s"] or None)
+    guard = LedgerGuard(spec, recorder)
+    reports: dict[str, dict[str, Any]] = {}
+
+    def check(source: str) -> dict[str, Any]:
+        """The conformance check, shared by the LLM author's repairs and the outer loop (computed once)."""
+        if source not in reports:
+            reports[source] = check_conformance(source, limits=settings.limits).to_json()
+        return reports[source]
+
     return OuterLoop(space=setup.benchmark.space(first), search_panel=setup.panels.search, judge=judge,
-                     evaluator=evaluator, author=make_author(run["author"]), library=builtin_library(),
+                     evaluator=evaluator, author=author or (make_author(run["author"]) if run["author"] != "llm" else make_author(
+                         "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"])),
+                     library=builtin_library(), budget_check=guard.reason,
                      settings=outer, recorder=recorder,
-                     conformance=lambda source: check_conformance(source, limits=settings.limits).to_json(),
+                     conformance=check,
                      baseline=Stack((), settings.search), progress=progress, started=started)
 
 

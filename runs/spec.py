@@ -14,13 +14,21 @@ from typing import Any
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 4, "candidates": 5,
-            "level15": True, "wall_time_s": 0.0, "workers": 2},
+            "level15": True, "wall_time_s": 0.0, "workers": 2, "executor": "process", "address": ""},
     "benchmark": {},
     "inner": {"budget": 60, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
     "panels": {"search_instances": 4, "validation_instances": 16, "test_instances": 16,
                "seeds_per_instance": 2, "salt": "bilevel-v1"},
     "judge": {"promotion": 0.02, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,
-              "confidence": 0.95, "n_boot": 2000, "stage1_pairs": 8, "stage1_margin": 0.0, "veto_floors": {}},
+              "confidence": 0.95, "n_boot": 2000, "stage1_pairs": 8, "stage1_margin": 0.0, "veto_floors": {},
+              "subscore_regression_caps": {}, "subscore_directions": {}},
+    # The model of both loops (issue 3): "backend:model"; empty means no model (offline author, base proposer).
+    # author_model is empty (the same model) unless an ablation names another one. Caps: 0 means none.
+    "llm": {"model": "", "author_model": "", "temperature": 0.0, "seed": 0, "max_tokens": 1024,
+            "timeout_s": 120.0, "retries": 3, "backoff_s": 1.0, "stream": False, "proposer_retries": 2,
+            "author_repairs": 2, "prices": {},
+            "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
+            "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0},
     "sandbox": {"call_timeout_s": 2.0, "run_timeout_s": 120.0, "memory_bytes": 1 << 30},
 }
 
@@ -87,6 +95,7 @@ def merge(base: dict[str, dict[str, Any]], updates: dict[str, Any], source: str)
 def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunSpec:
     """The defaults, then the TOML file at ``path``, then ``overrides`` (from flags)."""
     data = copy.deepcopy(DEFAULTS)
+    parsed: dict[str, Any] = {}
     if path is not None:
         try:
             parsed = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -94,11 +103,26 @@ def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None)
             raise SpecError(f"spec file {path} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"spec file {path} is not valid TOML: {exc}") from exc
+    data = merge(data, _suggested(parsed, overrides or {}), "benchmark defaults")
+    if path is not None:
         data = merge(data, parsed, str(path))
     if overrides:
         data = merge(data, overrides, "command line")
     _check_ranges(data)
     return RunSpec(data)
+
+
+def _suggested(parsed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The chosen benchmark's suggested defaults (``Benchmark.SUGGESTED``): they sit between the
+    built-in defaults and the user's file and flags, so anything the user sets wins."""
+    from judge.benchmarks import suggested_defaults
+
+    name = DEFAULTS["run"]["benchmark"]
+    for layer in (parsed, overrides):
+        run = layer.get("run")
+        if isinstance(run, dict) and "benchmark" in run:
+            name = run["benchmark"]
+    return suggested_defaults(name)
 
 
 def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
@@ -107,10 +131,20 @@ def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
         (run["generations"] >= 1, "[run] generations must be at least 1"),
         (run["candidates"] >= 1, "[run] candidates must be at least 1"),
         (run["workers"] >= 1, "[run] workers must be at least 1"),
+        (run["executor"] in ("inprocess", "process", "ray"),
+         f"[run] executor must be inprocess, process or ray, got {run['executor']!r}"),
+        (not run["address"] or run["executor"] == "ray", "[run] address is for executor = \"ray\" only"),
         (run["wall_time_s"] >= 0, "[run] wall_time_s must be >= 0 (0 means no limit)"),
         (inner["budget"] >= 2, "[inner] budget must be at least 2 trials"),
         (0 < inner["step_size"] <= 1, "[inner] step_size must be in (0, 1]"),
         (data["sandbox"]["call_timeout_s"] > 0, "[sandbox] call_timeout_s must be > 0"),
+        (run["author"] != "llm" or bool(data["llm"]["model"]),
+         '[run] author = "llm" needs a model: --model backend:model (e.g. ollama:qwen2.5:7b) or [llm] model'),
+        (not data["llm"]["author_model"] or bool(data["llm"]["model"]),
+         "[llm] author_model (an ablation: another model for the author) needs [llm] model as well"),
+        (all(data["llm"][k] >= 0 for k in data["llm"] if "_max_" in k), "[llm] caps must be >= 0 (0 means none)"),
+        (data["llm"]["max_tokens"] >= 1 and data["llm"]["timeout_s"] > 0 and data["llm"]["retries"] >= 0,
+         "[llm] max_tokens must be >= 1, timeout_s > 0 and retries >= 0"),
     ]
     for ok, message in rules:
         if not ok:

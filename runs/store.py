@@ -36,6 +36,9 @@ TABLES = {
     "evaluations": "run_id TEXT, key TEXT, stack_key TEXT, instance TEXT, seed INTEGER, result TEXT, "
                    "PRIMARY KEY (run_id, key)",
     "events": "run_id TEXT, key TEXT, seq INTEGER, kind TEXT, at REAL, data TEXT, PRIMARY KEY (run_id, key)",
+    "llm_calls": "run_id TEXT, key TEXT, occurrence INTEGER, seq INTEGER, level TEXT, context TEXT, model TEXT, "
+                 "tokens_in INTEGER, tokens_out INTEGER, cost_usd REAL, latency_s REAL, error TEXT, data TEXT, "
+                 "PRIMARY KEY (run_id, key, occurrence)",
 }
 
 
@@ -156,10 +159,41 @@ class Store:
                                  (run_id,)):
             yield {"stack_key": r[0], "instance": r[1], "seed": r[2], "result": json.loads(r[3])}
 
+    def llm_calls(self, run_id: str, level: str | None = None) -> list[dict[str, Any]]:
+        """Every recorded model call of a run (``inner.chat.CallRecord`` JSON plus its outcome), in order."""
+        sql = "SELECT data FROM llm_calls WHERE run_id = ?" + (" AND level = ?" if level else "")
+        args: tuple[Any, ...] = (run_id, level) if level else (run_id,)
+        return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", args)]
+
+    def ledger(self, run_id: str) -> dict[str, dict[str, float]]:
+        """Calls, failed calls, tokens in and out, dollars and model seconds per level."""
+        rows = self.db.execute("SELECT level, COUNT(*), SUM(error != ''), SUM(tokens_in), SUM(tokens_out), "
+                               "SUM(cost_usd), SUM(latency_s) FROM llm_calls WHERE run_id = ? GROUP BY level "
+                               "ORDER BY level", (run_id,))
+        return {r[0]: {"calls": r[1], "failed": r[2] or 0, "tokens_in": r[3] or 0, "tokens_out": r[4] or 0,
+                       "cost_usd": r[5] or 0.0, "latency_s": r[6] or 0.0} for r in rows}
+
     def count(self, table: str, run_id: str) -> int:
         if table not in TABLES:
             raise StoreError(f"unknown table {table!r}")
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0])
+
+    # -- whole-run copies (recipes) -------------------------------------------
+    def raw_rows(self, table: str, run_id: str) -> list[list[Any]]:
+        """Every row of ``table`` for ``run_id``, column order as in :data:`TABLES` (for recipes)."""
+        if table not in TABLES or table == "sources":
+            raise StoreError(f"no per-run table {table!r}")
+        return [list(r) for r in self.db.execute(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY rowid",
+                                                 (run_id,))]
+
+    def insert_raw(self, table: str, rows: list[list[Any]]) -> None:
+        """Append rows read by :meth:`raw_rows` (or sources as [hash, text]) in one transaction."""
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}")
+        with self.db:
+            self.db.execute("BEGIN")
+            for row in rows:
+                self._insert(table, tuple(row))
 
     def recorder(self, run_id: str) -> RunRecorder:
         return RunRecorder(self, run_id)
@@ -205,4 +239,30 @@ class RunRecorder:
         return None if row is None else dict(json.loads(row[0]))
 
     def put_eval(self, key: str, stack_key: str, entry: PanelEntry, result: dict[str, Any]) -> None:
+        """Keep a finished evaluation; its LLM calls go to the ``llm_calls`` table, before it (a kill between
+        the two writes leaves calls that the re-run evaluation records again, ignored)."""
+        calls = result.get("llm_calls") or []
+        for call in calls:
+            self.record_llm_call(call)
+        if calls:
+            result = {**result, "llm_calls": []}
         self.store._insert("evaluations", (self.run_id, key, stack_key, entry.instance, entry.seed, _dumps(result)))
+
+    def record_llm_call(self, call: dict[str, Any]) -> None:
+        """Keep one model call (``inner.chat.CallRecord`` JSON, maybe with an ``outcome``); idempotent."""
+        seq = self.store.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM llm_calls WHERE run_id = ?",
+                                    (self.run_id,)).fetchone()[0]
+        self.store._insert("llm_calls", (self.run_id, call["key"], int(call["occurrence"]), seq, call["level"],
+                                         call.get("context", ""), call.get("model", ""),
+                                         int(call.get("tokens_in", 0)), int(call.get("tokens_out", 0)),
+                                         float(call.get("cost_usd", 0.0)), float(call.get("latency_s", 0.0)),
+                                         call.get("error", ""), _dumps(call)))
+
+    def find_llm_call(self, key: str, occurrence: int) -> dict[str, Any] | None:
+        """The recorded call with this request key and occurrence (a resumed run answers from it)."""
+        row = self.store.db.execute("SELECT data FROM llm_calls WHERE run_id = ? AND key = ? AND occurrence = ?",
+                                    (self.run_id, key, occurrence)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def ledger(self) -> dict[str, dict[str, float]]:
+        return self.store.ledger(self.run_id)

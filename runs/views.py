@@ -65,6 +65,25 @@ def lineage_lines(store: Store, run_id: str) -> list[str]:
     return lines
 
 
+def sandbox_layers(store: Store, run_id: str) -> dict[tuple[str, ...], int]:
+    """How many stored evaluations ran under each set of active sandbox layers (those that ran mechanisms)."""
+    counts: dict[tuple[str, ...], int] = {}
+    for ev in store.evaluations(run_id):
+        layers = tuple(str(x) for x in ev["result"].get("sandbox_layers") or ())
+        if layers:
+            counts[layers] = counts.get(layers, 0) + 1
+    return counts
+
+
+def sandbox_layers_line(store: Store, run_id: str) -> str:
+    """The sandbox layers of a run in one line, for ``bilevel show`` (several sets if workers differed)."""
+    counts = sandbox_layers(store, run_id)
+    if not counts:
+        return "none recorded (no evaluation ran a mechanism yet)"
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "; ".join(f"{', '.join(layers)} ({n} evaluations)" for layers, n in ranked)
+
+
 def last_summary(store: Store, run_id: str) -> dict[str, Any] | None:
     ends = store.events(run_id, "run_end")
     if not ends:

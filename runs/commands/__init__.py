@@ -9,4 +9,10 @@ command by writing its module and adding one line here.
 from __future__ import annotations
 
 MODULES: tuple[str, ...] = (
+    "runs.commands.lineage",
+    "runs.commands.compare",
+    "runs.commands.report",
+    "runs.commands.import_recipe",
+    "runs.commands.ablate",
+    "runs.commands.replay",
 )

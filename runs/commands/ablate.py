@@ -1,0 +1,74 @@
+"""``bilevel ablate``: groups A-D of the bilevel ablation plus the controls, N repeats, one table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from runs.ablate import ABLATE_DEFAULTS, GROUPS, run_ablation
+from runs.progress import Progress
+from runs.spec import SpecError, load_spec
+from runs.store import Store
+
+NAME = "ablate"
+HELP = "run the ablation groups A (inner only), B (+1.5), C (+1.5+2), D (+2) and the controls, N repeats each"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", type=Path, help="TOML spec (default: embedded defaults made small for ablations)")
+    parser.add_argument("--benchmark")
+    parser.add_argument("--author", help="the Level 2 author of groups C and D (default: offline)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per group (default: %(default)s)")
+    parser.add_argument("--generations", type=int)
+    parser.add_argument("--candidates", type=int)
+    parser.add_argument("--budget", type=int, help="trials per inner run")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--groups", help=f"comma-separated subset of {','.join(g.name for g in GROUPS)} "
+                                         "(A and one outer group are always needed)")
+    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    run = {k: v for k, v in (("benchmark", args.benchmark), ("author", args.author), ("seed", args.seed),
+                             ("generations", args.generations), ("candidates", args.candidates),
+                             ("workers", args.workers)) if v is not None}
+    out: dict[str, Any] = {"run": run}
+    if args.budget is not None:
+        out["inner"] = {"budget": args.budget}
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise SpecError("--repeats must be at least 1")
+    if args.spec is not None:
+        spec = load_spec(args.spec, _overrides(args))
+    else:
+        spec = load_spec(None, _layered(args))
+    groups = GROUPS
+    if args.groups:
+        wanted = [g.strip() for g in args.groups.split(",") if g.strip()]
+        unknown = sorted(set(wanted) - {g.name for g in GROUPS})
+        if unknown:
+            raise SpecError(f"unknown groups {unknown}; groups are {', '.join(g.name for g in GROUPS)}")
+        groups = tuple(g for g in GROUPS if g.name in wanted or g.name == "A")
+    store = Store.in_dir(args.store)
+    print(f"ablation: {spec['run']['benchmark']}, author {spec['run']['author']}, {args.repeats} repeats, "
+          f"groups {', '.join(g.name for g in groups)}", flush=True)
+    with Progress() as progress:
+        result = run_ablation(store, spec, args.repeats, groups, progress.stage, progress.evaluation)
+    print("--- ablation ---")
+    for line in result.table():
+        print(line)
+    print(f"wall_s: {result.wall_s:.1f}")
+    return 0
+
+
+def _layered(args: argparse.Namespace) -> dict[str, Any]:
+    """The ablation defaults with the flags on top (sections merged key by key)."""
+    out = {k: dict(v) for k, v in ABLATE_DEFAULTS.items()}
+    for section, values in _overrides(args).items():
+        out.setdefault(section, {}).update(values)
+    return out

@@ -1,0 +1,27 @@
+"""The exports beyond ``results.tsv``: a run's recipe and a kept stack as an optuna sampler file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runs.history import load_history
+from runs.recipe import write_recipe
+from runs.store import Store
+
+
+def export_extras(store: Store, run_id: str, recipe: Path | None, sampler: Path | None,
+                  stack_id: str | None) -> list[str]:
+    """Write what was asked for (called by ``bilevel export``); returns one line per file written."""
+    out = []
+    if recipe is not None:
+        write_recipe(store, run_id, recipe)
+        out.append(f"wrote {recipe} (recipe: `bilevel import {recipe}`)")
+    if sampler is not None:
+        from runs.optuna_sampler import write_sampler_file
+
+        history = load_history(store, run_id)
+        stack = history.final if stack_id is None else history.candidate_stack(store, stack_id)[0]
+        write_sampler_file(stack, sampler, run_id, budget=int(history.spec["inner"]["budget"]))
+        out.append(f"wrote {sampler} (optuna sampler for {stack.describe()}: "
+                   f"runs.optuna_sampler.StackSampler.load({str(sampler)!r}))")
+    return out

@@ -1,0 +1,99 @@
+"""Replay a discovered stack on new instances and seeds, scored against the baseline on the same pairs.
+
+The stack comes from a run (by its id in ``bilevel lineage``) or a sampler/
+recipe file's sources; the benchmark may be the run's or another one (a
+transfer test), with its own options. Both the stack and the baseline inner
+loop run with the run's inner settings (budget, search config) on every
+(instance, seed) pair, and the paired improvement gets its bootstrap
+interval and a sign test, exactly as a verdict would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from judge.benchmarks import get_benchmark
+from judge.evaluate import EvalResult
+from judge.panels import PanelEntry
+from judge.stack import Stack
+from judge.stats import paired_bootstrap_ci, paired_sign_test
+from outer.evaluator import BenchmarkRef, PanelEvaluator
+from runs.driver import inner_settings
+from runs.history import load_history
+from runs.store import Store, StoreError
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The paired outcome of a replay; ``pairs`` are (instance@seed, baseline, stack) scores."""
+
+    stack: str
+    benchmark: str
+    pairs: tuple[tuple[str, float, float], ...]
+    mean: float
+    ci_low: float
+    ci_high: float
+    p_sign: float
+    wins: int
+
+    def lines(self) -> list[str]:
+        out = [f"stack: {self.stack}", f"benchmark: {self.benchmark}", f"pairs: {len(self.pairs)}",
+               f"improvement: {self.mean:+.4f}", f"ci: [{self.ci_low:+.4f}, {self.ci_high:+.4f}]",
+               f"sign_test_p: {self.p_sign:.4g}", f"wins: {self.wins}/{len(self.pairs)}", "per pair:"]
+        out.extend(f"  {k}\tbaseline={b:.4f}\tstack={s:.4f}\tgain={b - s:+.4f}" for k, b, s in self.pairs)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "benchmark": self.benchmark, "mean": self.mean, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "p_sign": self.p_sign, "wins": self.wins,
+                "pairs": [list(p) for p in self.pairs]}
+
+
+def entries(benchmark: str, options: dict[str, Any], instances: Sequence[str] | int,
+            seeds: Sequence[int]) -> list[PanelEntry]:
+    """The (instance, seed) pairs: named instance keys, or the first N instances of the benchmark."""
+    bench = get_benchmark(benchmark, options)
+    if isinstance(instances, int):
+        chosen = bench.instances()[:instances]
+    else:
+        chosen = [bench.instance(k) for k in instances]
+    if not chosen:
+        raise StoreError(f"no instances of {benchmark} to replay on")
+    return [PanelEntry(i.key, i.group, int(s)) for i in chosen for s in seeds]
+
+
+def replay_stack(store: Store, run_id: str, stack_id: str | None, benchmark: str | None = None,
+                 options: dict[str, Any] | None = None, instances: Sequence[str] | int = 4,
+                 seeds: Sequence[int] = (100_000,), workers: int = 1, stack: Stack | None = None,
+                 on_eval: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Run ``stack_id`` of ``run_id`` (or the run's final stack) and the baseline on fresh pairs.
+
+    ``benchmark``/``options`` default to the run's. Nothing is written to the
+    store: a replay is a measurement, not part of the run's record.
+    """
+    history = load_history(store, run_id)
+    if stack is None:
+        stack = history.final if stack_id is None else history.candidate_stack(store, stack_id)[0]
+    name = benchmark or history.benchmark
+    opts = history.spec["benchmark"] if benchmark is None and options is None else (options or {})
+    pairs = entries(name, opts, instances, seeds)
+    evaluator = PanelEvaluator(BenchmarkRef.of(name, opts), inner_settings(history.spec), workers=workers,
+                               on_eval=on_eval)
+    try:
+        base = evaluator.evaluate_many(history.baseline, pairs)
+        mine = evaluator.evaluate_many(stack, pairs)
+    finally:
+        evaluator.close()
+    return paired_result(stack.describe(), name, base, mine)
+
+
+def paired_result(label: str, benchmark: str, base: list[EvalResult], mine: list[EvalResult]) -> ReplayResult:
+    diffs = np.array([b.primary - m.primary for b, m in zip(base, mine, strict=True)])
+    mean, low, high = paired_bootstrap_ci(diffs, 0.95, 2000, seed=0)
+    return ReplayResult(label, benchmark,
+                        tuple((f"{b.instance}@{b.seed}", b.primary, m.primary) for b, m in zip(base, mine, strict=True)),
+                        mean, low, high, paired_sign_test(diffs), int(np.sum(diffs > 0)))

@@ -1,0 +1,256 @@
+"""``bilevel report RUN``: one self-contained HTML page with plots (matplotlib, PNG inlined as data URIs).
+
+Sections: the summary; best-so-far curves of the baseline and every kept
+stack on the sealed test panel; per-generation gains with their intervals;
+the lineage tree; the cost ledger; the validation-vs-test gap (how much of
+what the judge saw on validation holds on sealed data); the RSI metrics; and,
+when asked for, the final stack's transfer to another benchmark.
+The page needs no server and no network: open it from disk. The test-panel
+evaluations are cached in the run, so a second report is instant.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from judge.evaluate import Comparison, EvalResult
+from judge.stack import Stack
+from runs.history import RunHistory, load_history, test_bench
+from runs.ledger import Ledger, ledger
+from runs.lineage import Node, nodes, tree_lines
+from runs.replay_stack import ReplayResult
+from runs.rsi import rsi_metrics
+from runs.store import Store
+from runs.views import last_summary
+
+PLOT_IDS = ("best-so-far", "generation-gains", "lineage-tree", "val-test-gap")
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def normalised_curves(curves: dict[str, list[EvalResult]]) -> dict[str, np.ndarray]:
+    """Mean best-so-far per trial, each (instance, seed) scaled to [0, 1] between the best value any
+    stack reached on it (0) and the worst first value (1), so instances of different scales average."""
+    labels = list(curves)
+    n_pairs = len(curves[labels[0]])
+    out = {k: [] for k in labels}  # type: dict[str, list[np.ndarray]]
+    for i in range(n_pairs):
+        runs = {k: np.asarray(curves[k][i].best_so_far, dtype=float) for k in labels}
+        lo = min(float(np.min(r)) for r in runs.values() if r.size)
+        hi = max(float(r[0]) for r in runs.values() if r.size)
+        span = hi - lo if hi > lo else 1.0
+        for k, r in runs.items():
+            if r.size:
+                out[k].append((r - lo) / span)
+    result = {}
+    for k, rows in out.items():
+        length = min(len(r) for r in rows)
+        result[k] = np.mean([r[:length] for r in rows], axis=0)
+    return result
+
+
+def _plot_curves(curves: dict[str, np.ndarray]) -> str:
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.add_subplot()
+    for label, y in curves.items():
+        ax.plot(np.arange(1, len(y) + 1), y, label=label, lw=2 if label.startswith("baseline") else 1.3)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("normalised best-so-far (0 = best reached)")
+    ax.set_title("best-so-far on the sealed test panel (mean over pairs)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _plot_gains(curve: list[tuple[int, Comparison]], val: dict[int, float]) -> str:
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.add_subplot()
+    if curve:
+        gens = [g for g, _ in curve]
+        mean = np.array([c.mean for _, c in curve])
+        err = np.array([[c.mean - c.ci_low for _, c in curve], [c.ci_high - c.mean for _, c in curve]])
+        ax.errorbar(gens, mean, yerr=err, fmt="o-", capsize=4, label="test: incumbent vs baseline (95% CI)")
+        vg = [g for g in gens if g in val]
+        if vg:
+            ax.plot(vg, [val[g] for g in vg], "s", color="tab:orange", label="validation gain of the kept candidate")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation")
+    ax.set_ylabel("improvement over baseline")
+    ax.set_title("per-generation gains")
+    if curve:
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _plot_lineage(ns: list[Node], baseline_key: str) -> str:
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.add_subplot()
+    pos: dict[str, tuple[float, float]] = {baseline_key: (-1.0, 0.0)}
+    per_gen: dict[int, int] = {}
+    for n in ns:
+        k = per_gen.get(n.generation, 0)
+        per_gen[n.generation] = k + 1
+        pos.setdefault(n.key, (float(n.generation), float(k)))
+    for n in ns:
+        if n.parent in pos:
+            (x0, y0), (x1, y1) = pos[n.parent], pos[n.key]
+            ax.plot([x0, x1], [y0, y1], color="lightgrey", lw=0.8, zorder=1)
+    colours = {"KEPT": "tab:green", "passed (a better candidate was kept)": "yellowgreen", "rejected": "tab:red",
+               "pending": "tab:grey"}
+    for mark, colour in colours.items():
+        pts = [pos[n.key] for n in ns if n.mark == mark]
+        if pts:
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=colour, label=mark, zorder=2, s=40)
+    ax.scatter([-1.0], [0.0], c="black", marker="s", label="baseline", zorder=2)
+    for n in ns:
+        if n.adopted:
+            ax.annotate(n.operation[:28], pos[n.key], fontsize=6, xytext=(4, 4), textcoords="offset points")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation (-1: baseline)")
+    ax.set_ylabel("candidate")
+    ax.set_title("lineage: candidates under the incumbent they were derived from")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _plot_gap(rows: list[tuple[str, float, Comparison]]) -> str:
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.add_subplot()
+    if rows:
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, [r[1] for r in rows], 0.4, label="validation (what the judge saw)")
+        test = [r[2] for r in rows]
+        ax.bar(x + 0.2, [c.mean for c in test], 0.4, label="sealed test",
+               yerr=[[c.mean - c.ci_low for c in test], [c.ci_high - c.mean for c in test]], capsize=3)
+        ax.set_xticks(x, [r[0] for r in rows], fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no stack was kept", ha="center", transform=ax.transAxes)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("improvement over the stack it replaced / baseline")
+    ax.set_title("validation vs test gap")
+    if rows:
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.4f}"
+
+
+_STYLE = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+          "pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}img{max-width:100%}")
+_SCRIPT = ("window.addEventListener('load',function(){var n=0;document.querySelectorAll('img.plot')"
+           ".forEach(function(i){if(i.complete&&i.naturalWidth>0)n++;});"
+           "document.body.setAttribute('data-plots-rendered',String(n));});")
+
+
+def build_report(store: Store, run_id: str, progress: Callable[[str], None] = lambda _m: None,
+                 on_eval: Callable[[int, int], None] | None = None, transfer: ReplayResult | None = None) -> str:
+    """The HTML page (called by ``bilevel report``); evaluates kept stacks on the test panel if not cached."""
+    history = load_history(store, run_id)
+    kept = history.kept_stacks()
+    with test_bench(store, run_id, on_eval=on_eval) as bench:
+        progress(f"test panel: baseline and {len(kept)} kept stacks on {len(bench.panel)} pairs")
+        stacks: list[tuple[str, Stack]] = [("baseline", history.baseline)]
+        stacks += [(f"g{g} [{s.key[:8]}]", s) for g, s in kept]
+        results = {label: bench.results(s) for label, s in stacks}
+        curve = [(g.index, bench.compare(g.incumbent, history.baseline)) for g in history.generations]
+        gap = _gap_rows(history, kept, bench.compare)
+    return _page(store, history, results, curve, gap, ledger(store, run_id), transfer)
+
+
+def _gap_rows(history: RunHistory, kept: list[tuple[int, Stack]],
+              compare: Callable[[Stack, Stack], Comparison]) -> list[tuple[str, float, Comparison]]:
+    """Per kept stack: the validation gain the judge measured and the same comparison on the test panel."""
+    rows = []
+    previous = history.baseline
+    for g, stack in kept:
+        v = [x for x in history.verdicts if x["generation"] == g and x["stack_key"] == stack.key and x["keep"]]
+        val = float(v[0]["mean_improvement"]) if v else math.nan
+        rows.append((f"g{g} [{stack.key[:8]}]", val, compare(stack, previous)))
+        previous = stack
+    return rows
+
+
+def _page(store: Store, history: RunHistory, results: dict[str, list[EvalResult]],
+          curve: list[tuple[int, Comparison]], gap: list[tuple[str, float, Comparison]], led: Ledger,
+          transfer: ReplayResult | None = None) -> str:
+    run_id = history.run_id
+    ns = nodes(store, history)
+    summary = last_summary(store, run_id) or {"status": "not finished"}
+    val_gain = {n.generation: n.mean for n in ns if n.adopted}
+    plots = {
+        "best-so-far": _plot_curves(normalised_curves(results)),
+        "generation-gains": _plot_gains(curve, val_gain),
+        "lineage-tree": _plot_lineage(ns, history.baseline.key),
+        "val-test-gap": _plot_gap(gap),
+    }
+    img = {k: f'<img class="plot" id="plot-{k}" alt="{k}" src="{v}">' for k, v in plots.items()}
+    rsi = rsi_metrics(store, run_id, history)
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>bilevel report {html.escape(run_id)}</title>"
+        f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>",
+        f"<h1>bilevel run {html.escape(run_id)}</h1>",
+        f"<p>benchmark <b>{html.escape(history.benchmark)}</b>, author <b>{html.escape(history.author)}</b>, "
+        f"judge manifest <code>{history.manifest_hash[:16]}</code>. Improvement = baseline score - stack score "
+        "(positive is better), paired by instance and seed; intervals are 95% paired bootstrap intervals.</p>",
+        "<h2 id='summary'>Summary</h2>", _table(["key", "value"], [[k, v] for k, v in summary.items()]),
+        "<h2 id='best-so-far'>Best-so-far on the sealed test panel</h2>", img["best-so-far"],
+        "<h2 id='gains'>Per-generation gains</h2>", img["generation-gains"],
+        _table(["generation", "test improvement", "ci low", "ci high", "pairs"],
+               [[g, _fmt(c.mean), _fmt(c.ci_low), _fmt(c.ci_high), c.n_pairs] for g, c in curve]),
+        "<h2 id='lineage'>Lineage</h2>", img["lineage-tree"],
+        "<pre>" + html.escape("\n".join(tree_lines(store, run_id))) + "</pre>",
+        "<h2 id='ledger'>Cost ledger</h2>",
+        _table(["level", "LLM calls", "tokens", "dollars"],
+               [[lv, n, t, f"{d:.4f}"] for lv, n, t, d in led.rows()]),
+        f"<p>inner runs: {led.inner_runs}, trials: {led.trials}"
+        + (" (offline author: no model calls)" if led.tokens == 0 else "") + "</p>",
+        "<h2 id='gap'>Validation vs test gap</h2>", img["val-test-gap"],
+        _table(["kept stack", "validation gain", "test gain", "test ci", "held on test"],
+               [[lab, _fmt(v), _fmt(c.mean), f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]",
+                 f"{c.mean / v:.0%}" if v and not math.isnan(v) else "n/a"] for lab, v, c in gap]),
+        "<h2 id='rsi'>RSI metrics</h2>", "<pre>" + html.escape("\n".join(rsi.lines())) + "</pre>",
+        _transfer_section(transfer),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _transfer_section(t: ReplayResult | None) -> str:
+    if t is None:
+        return ("<h2 id='transfer'>Transfer to another benchmark</h2><p>not measured (bilevel report RUN "
+                "--transfer BENCHMARK, or bilevel replay RUN --stack --benchmark BENCHMARK)</p>")
+    return (f"<h2 id='transfer'>Transfer to {html.escape(t.benchmark)}</h2>"
+            + _table(["stack", "pairs", "improvement", "95% CI", "sign-test p", "wins"],
+                     [[t.stack, len(t.pairs), _fmt(t.mean), f"[{_fmt(t.ci_low)}, {_fmt(t.ci_high)}]",
+                       f"{t.p_sign:.3g}", f"{t.wins}/{len(t.pairs)}"]]))
+
+
+def write_report(store: Store, run_id: str, path: Path, progress: Callable[[str], None] = lambda _m: None,
+                 on_eval: Callable[[int, int], None] | None = None, transfer: ReplayResult | None = None) -> Path:
+    """Write the page to ``path`` (called by ``bilevel report``)."""
+    Path(path).write_text(build_report(store, run_id, progress, on_eval, transfer), encoding="utf-8")
+    return Path(path)
