@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inner.chat import ModelRef
 from inner.objective import Objective, ObjectiveError
 from inner.proposers import Proposer, make_proposer
 from inner.records import HookEvent, InnerResult, Trial
@@ -78,6 +80,8 @@ class InnerSettings:
     search: SearchConfig = field(default_factory=SearchConfig)
     max_rejections: int = 3
     limits: Limits = field(default_factory=Limits)
+    model: ModelRef | None = None  # the LLM proposer's model; None: the strategy's proposer
+    llm_retries: int = 2  # re-asks of the model after a rejected answer, before the fallback proposes
 
 
 @dataclass
@@ -113,7 +117,11 @@ class InnerLoop:
         self.mechanisms = list(mechanisms)
         self.settings = settings
         self.seed = seed
-        self.proposer: Proposer = make_proposer(self.space, settings.search, derive_seed(seed, "base"))
+        context = hashlib.sha256(json.dumps([[m for m, _ in self.mechanisms], settings.search.to_json(), seed],
+                                            sort_keys=True).encode()).hexdigest()[:16]
+        self.proposer: Proposer = make_proposer(self.space, settings.search, derive_seed(seed, "base"),
+                                                model=settings.model, context=f"run:{context}",
+                                                llm_retries=settings.llm_retries)
         self.session: SandboxSession | None = None
         self.load_outcomes: dict[str, Outcome] = {}
         self.incumbent: Trial | None = None
@@ -137,7 +145,8 @@ class InnerLoop:
         finally:
             layers = self.session.layers if self.session else ()
             self._stop_sandbox()
-        return InnerResult(tuple(self.trials), tuple(m for m, _ in self.mechanisms), tuple(layers))
+        return InnerResult(tuple(self.trials), tuple(m for m, _ in self.mechanisms), tuple(layers),
+                           tuple(self.proposer.call_records()))
 
     # -- sandbox ---------------------------------------------------------------
     def _start_sandbox(self) -> None:
@@ -222,7 +231,7 @@ class InnerLoop:
             it.events.append(HookEvent(mid, "propose", Status.OK.value, True))
             return dict(out.value), f"mechanism:{mid}"
         config = self.proposer.propose(it.index, self.incumbent, it.guidance)
-        return config, f"base:{self.proposer.name}"
+        return config, self.proposer.last_source
 
     def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
         for mid in self._active_with("review"):

@@ -47,6 +47,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from inner.chat import ModelRef
 from inner.records import Trial
 from inner.search_config import SearchConfig, Strategy
 from inner.space import CategoricalParam, Config, FloatParam, IntParam, Param, SimplexParam, Space, SpaceError
@@ -125,6 +126,15 @@ class Proposer(ABC):
     def tell(self, trial: Trial) -> None:  # noqa: B027 - a no-op default is the point
         """Called once per finished trial, in order, whoever proposed it (also on resume, for the history)."""
 
+    @property
+    def last_source(self) -> str:
+        """The ``trial.source`` of the latest proposal (read by the inner loop right after ``propose``)."""
+        return self.source
+
+    def call_records(self) -> list[dict[str, Any]]:
+        """Model calls made so far, as JSON (read by the inner loop when the run ends); none for most."""
+        return []
+
     def settings(self) -> dict[str, Any]:
         """Everything that determines this proposer's behaviour, as JSON, for the run record."""
         return {"name": self.name, "seed": self.seed, "config": self.config.to_json()}
@@ -135,8 +145,15 @@ class Proposer(ABC):
         return names & set(self.space.names)
 
 
-def make_proposer(space: Space, config: SearchConfig, seed: int) -> Proposer:
-    """The base proposer that ``config.strategy`` names, for one inner run with ``seed``."""
+def make_proposer(space: Space, config: SearchConfig, seed: int, model: ModelRef | None = None,
+                  context: str = "", llm_retries: int = 2) -> Proposer:
+    """The base proposer for one inner run with ``seed``: the LLM proposer when ``model`` is given
+    (its fallback follows ``config.strategy``), else the one ``config.strategy`` names.
+    ``context`` names the inner run in the LLM's call records."""
+    if model is not None:
+        from inner.llm_proposer import LLMProposer
+
+        return LLMProposer(space, config, seed, model, context=context, retries=llm_retries)
     if config.strategy is Strategy.GREEDY:
         return GreedyProposer(space, config, seed)
     if config.strategy is Strategy.RANDOM:

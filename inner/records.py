@@ -68,6 +68,7 @@ class InnerResult:
     trials: tuple[Trial, ...]
     mechanisms: tuple[str, ...] = ()
     sandbox_layers: tuple[str, ...] = field(default=())
+    llm_calls: tuple[dict[str, Any], ...] = ()  # the LLM proposer's call records (``inner.chat.CallRecord`` JSON)
 
     @property
     def best_so_far(self) -> list[float]:
@@ -89,9 +90,9 @@ class InnerResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"trials": [t.to_json() for t in self.trials], "mechanisms": list(self.mechanisms),
-                "sandbox_layers": list(self.sandbox_layers)}
+                "sandbox_layers": list(self.sandbox_layers), "llm_calls": list(self.llm_calls)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> InnerResult:
         return cls(tuple(Trial.from_json(t) for t in d["trials"]), tuple(d.get("mechanisms", [])),
-                   tuple(d.get("sandbox_layers", [])))
+                   tuple(d.get("sandbox_layers", [])), tuple(d.get("llm_calls", [])))

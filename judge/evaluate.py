@@ -41,6 +41,8 @@ class EvalResult:
     faults: tuple[dict[str, str], ...] = ()
     elapsed_s: float = 0.0
     trace: dict[str, Any] | None = None  # the whole InnerResult, kept for search-panel runs only
+    llm_calls: tuple[dict[str, Any], ...] = ()  # the LLM proposer's call records, for the run store
+    sandbox_layers: tuple[str, ...] = ()  # the sandbox layers active in the run's worker (none: no mechanism)
 
     def inner_result(self) -> InnerResult:
         if self.trace is None:
@@ -51,11 +53,14 @@ class EvalResult:
         d = dataclasses.asdict(self)
         d["best_so_far"] = list(self.best_so_far)
         d["faults"] = list(self.faults)
+        d["llm_calls"] = list(self.llm_calls)
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EvalResult:
-        return cls(**{**d, "best_so_far": tuple(d["best_so_far"]), "faults": tuple(d.get("faults", ()))})
+        return cls(**{**d, "best_so_far": tuple(d["best_so_far"]), "faults": tuple(d.get("faults", ())),
+                      "llm_calls": tuple(d.get("llm_calls", ())),
+                      "sandbox_layers": tuple(d.get("sandbox_layers", ()))})
 
 
 MAX_FAULTS_KEPT = 20
@@ -89,7 +94,15 @@ def summarise_run(instance: Instance, seed: int, result: InnerResult, benchmark:
             changed[m] = changed.get(m, 0) + 1
     return EvalResult(instance.key, instance.group, seed, score.primary, dict(score.subscores),
                       len(result.trials), calls, faults, fired, changed, tuple(result.best_so_far),
-                      tuple(fault_list), elapsed_s, result.to_json() if keep_trace else None)
+                      tuple(fault_list), elapsed_s, _trace(result) if keep_trace else None, result.llm_calls,
+                      result.sandbox_layers)
+
+
+def _trace(result: InnerResult) -> dict[str, Any]:
+    """The inner result's JSON without its LLM calls (they travel in ``EvalResult.llm_calls``)."""
+    d = result.to_json()
+    d.pop("llm_calls", None)
+    return d
 
 
 def evaluate_entry(benchmark: Benchmark, stack: Stack, entry: PanelEntry, settings: InnerSettings,
@@ -139,6 +152,8 @@ def build_evidence(candidate: Stack, incumbent: Stack, cand: Sequence[EvalResult
         candidate=tuple(r.primary for r in cand),
         incumbent=tuple(r.primary for r in inc),
         candidate_subscores={n: tuple(r.subscores.get(n, float("nan")) for r in cand) for n in names},
+        incumbent_subscores={n: tuple(r.subscores.get(n, float("nan")) for r in inc)
+                             for n in sorted({k for r in inc for k in r.subscores})},
         changed_share=changed,
         fired_share=fired,
         fault_rate=fault_rate,

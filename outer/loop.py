@@ -90,7 +90,8 @@ class OuterLoop:
     def __init__(self, *, space: Space, search_panel: Sequence[PanelEntry], judge: Judge, evaluator: Evaluator,
                  author: Author, library: Sequence[Mechanism], settings: OuterSettings, recorder: Recorder,
                  conformance: ConformanceCheck, baseline: Stack,
-                 progress: Callable[[str], None] = lambda _msg: None, started: float | None = None) -> None:
+                 progress: Callable[[str], None] = lambda _msg: None, started: float | None = None,
+                 budget_check: Callable[[], str | None] | None = None) -> None:
         self.space = space
         self.search_panel = tuple(search_panel)
         self.judge = judge
@@ -100,6 +101,7 @@ class OuterLoop:
         self.recorder = recorder
         self.check = conformance
         self.progress = progress
+        self.budget_check = budget_check  # other hard caps (LLM tokens, money, model time): a reason to stop
         self.state = OuterState(incumbent=baseline, library=list(library))
         self._start = time.monotonic() if started is None else started
 
@@ -114,11 +116,15 @@ class OuterLoop:
         return self.state
 
     def _check_budget(self, generation: int, index: int) -> None:
-        """Stop cleanly (before a generation or a candidate) once the wall-time budget is spent."""
+        """Stop cleanly (before a generation or a candidate) once the wall-time budget or another cap is spent."""
         limit = self.settings.wall_time_s
-        if limit is None or time.monotonic() - self._start < limit:
-            return
-        reason = f"wall-time budget of {limit:g} s reached in generation {generation}"
+        if limit is not None and time.monotonic() - self._start >= limit:
+            reason = f"wall-time budget of {limit:g} s reached in generation {generation}"
+        else:
+            other = self.budget_check() if self.budget_check is not None else None
+            if other is None:
+                return
+            reason = f"{other} (in generation {generation})"
         self.recorder.record_event(f"budget:{generation}:{index}", "budget_stop",
                                    {"generation": generation, "candidate": index, "reason": reason})
         raise BudgetExhausted(reason)

@@ -60,6 +60,7 @@ def test_run_show_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["show", run_id, "--store", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "lineage:" in shown and "baseline" in shown
+    assert "sandbox layers: policy," in shown  # recorded per evaluation (issue 6)
     assert verdicts[0]["reason"][:40] in shown
 
     tsv = tmp_path / "results.tsv"
