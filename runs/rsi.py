@@ -53,7 +53,8 @@ class RsiMetrics:
     def accelerating(self) -> str:
         if len(self.gains) < 2:
             return "n/a (one generation)"
-        return "yes" if self.slope > 0 else "no"
+        word = "yes" if self.slope > 0 else "no"
+        return f"{word}; least-squares slope over {len(self.gains)} generations, not a significance test"
 
     @property
     def gain_per_ktoken(self) -> str:
