@@ -25,6 +25,7 @@ from types import FrameType
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from proc_helpers import worker_children
 
 from sandbox import Status
 
@@ -65,20 +66,6 @@ def watchdog() -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def worker_children() -> list[int]:
-    """Child processes of this test process that run a sandbox worker (running or unreaped)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"sandbox.worker" in cmdline:
-            out.append(int(entry.name))
-    return out
 
 
 @st.composite

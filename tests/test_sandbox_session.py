@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proc_helpers import process_gone, worker_children
 
 import sandbox.session as session_module
 from sandbox import Limits, Outcome, SandboxSession, Status
@@ -98,25 +99,6 @@ def drive(session: SandboxSession, mech_id: str, start: int, stop: int) -> list[
     return proposals
 
 
-def process_gone(pid: int) -> bool:
-    """True once ``pid`` is neither running nor a zombie (it was reaped)."""
-    return not Path(f"/proc/{pid}").exists()
-
-
-def worker_children() -> list[int]:
-    """Live child processes of this test process that run a sandbox worker."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"sandbox.worker" in cmdline:
-            out.append(int(entry.name))
-    return out
 
 
 # --------------------------------------------------------------------------- working mechanisms
