@@ -204,10 +204,13 @@ class Caller:
 
     ``ask`` is called once per request. Transient errors (unreachable
     server, timeouts, 429/529, server errors) are retried ``settings.retries``
-    times with exponential backoff; a call that still fails, or fails for
-    another reason, comes back as a record with ``error`` set (never raises),
-    except :class:`ChatConfigError` and :class:`ReplayDivergence`, which stop
-    the run because no retry or fallback can help. ``lookup`` (optional)
+    times with exponential backoff; a call that fails for a non-transient
+    reason (a refused request) comes back as a record with ``error`` set and
+    the caller falls back. A transient failure that outlasts its retries is
+    recorded and then raised as :class:`ChatUnavailable`: the server is down,
+    so falling back on every later call would only burn the run; the run stops
+    cleanly and ``bilevel resume`` continues it. :class:`ChatConfigError` and
+    :class:`ReplayDivergence` also stop the run, since no retry can help. ``lookup`` (optional)
     answers from records of an earlier session of the same run, so a resumed
     run does not pay twice; ``before_call`` (optional) is called before each
     real call and may raise to stop the run (budget caps); ``sink`` (optional)
@@ -274,4 +277,8 @@ class Caller:
         self.records.append(record)
         if self.sink is not None:
             self.sink(record)
+        if error is not None and error.transient:
+            raise ChatUnavailable(f"{self.ref.spec}: {error} (still failing after {settings.retries} retries; "
+                                  "the run stopped cleanly: continue it with `bilevel resume RUN` once the "
+                                  "model answers)") from error
         return record

@@ -43,10 +43,14 @@ def author_model(spec: RunSpec) -> ModelRef | None:
 
 
 def check_models(spec: RunSpec) -> None:
-    """Build each model once, so a missing key, package or path fails before anything is recorded."""
+    """Build each model once, so a missing key, package or path, or a local server that is down or lacks
+    the model, fails before anything is recorded."""
     for ref in (inner_model(spec), author_model(spec)):
         if ref is not None:
-            ref.build()
+            model = ref.build()
+            probe = getattr(model, "probe", None)
+            if callable(probe):
+                probe()
 
 
 @dataclass(frozen=True)

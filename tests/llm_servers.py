@@ -42,6 +42,9 @@ class _Server:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 outer.handle(self, self.path, body)
 
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                outer.handle(self, self.path, {})
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.timer = threading.Timer(lifetime_s, self.stop)
@@ -119,6 +122,11 @@ class OllamaServer(_Server):
     """Ollama's ``/api/chat`` on loopback, streaming or not."""
 
     def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
+        if path == "/api/tags":  # what `ollama list` (Client.list) asks for
+            models = [self.known_model] if self.known_model else []
+            _send(h, 200, {"models": [{"name": m, "model": m, "modified_at": "2026-11-22T00:00:00Z", "size": 1,
+                                       "digest": "0" * 64, "details": {}} for m in models]})
+            return
         if path != "/api/chat":
             _send(h, 404, {"error": f"no route {path}"})
             return

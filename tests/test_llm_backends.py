@@ -10,6 +10,7 @@ from llm_servers import AnthropicServer, OllamaServer
 
 from inner.chat import (
     Caller,
+    CallRecord,
     ChatConfigError,
     ChatRequest,
     ChatSettings,
@@ -68,7 +69,10 @@ def test_anthropic_errors_say_what_to_do(anthropic_env: None, monkeypatch: pytes
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         with pytest.raises(ChatConfigError, match="ANTHROPIC_API_KEY"):
             Caller(model_ref("anthropic:claude-known", FAST)).ask(REQUEST)
-        rec = Caller(model_ref("anthropic:claude-known", FAST), sleep=lambda s: None).ask(REQUEST)
+        kept: list[CallRecord] = []
+        with pytest.raises(ChatUnavailable, match="429.*still failing after 3 retries.*bilevel resume"):
+            Caller(model_ref("anthropic:claude-known", FAST), sleep=lambda s: None, sink=kept.append).ask(REQUEST)
+        (rec,) = kept  # recorded before the run stops
         assert rec.error.startswith(server.url) and "429" in rec.error and rec.error_kind == "ChatRateLimited"
         with pytest.raises(ChatConfigError, match="does not know model 'claude-nope'"):
             Caller(model_ref("anthropic:claude-nope", FAST)).ask(REQUEST)
@@ -83,8 +87,10 @@ def test_unreachable_servers_are_transient_and_named(anthropic_env: None, monkey
     monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{port}")
     sleeps: list[float] = []
     for spec in ("anthropic:claude-x", "ollama:qwen2.5:7b"):
-        rec = Caller(model_ref(spec, FAST), sleep=sleeps.append).ask(REQUEST)
-        assert "cannot reach" in rec.error and rec.error_kind == "ChatUnavailable"
+        kept: list[CallRecord] = []
+        with pytest.raises(ChatUnavailable, match="cannot reach"):
+            Caller(model_ref(spec, FAST), sleep=sleeps.append, sink=kept.append).ask(REQUEST)
+        assert [r.error_kind for r in kept] == ["ChatUnavailable"] and "cannot reach" in kept[0].error
     assert sleeps == [0.001, 0.002, 0.004] * 2  # exponential backoff, recorded settings
     assert issubclass(ChatUnavailable, Exception)
 

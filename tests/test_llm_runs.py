@@ -159,3 +159,28 @@ def test_one_setting_drives_both_loops_unless_an_ablation_says_otherwise() -> No
     assert getattr(author_model(ablation), "prices", ()) == (3.0, 15.0)
     with pytest.raises(SpecError, match="author_model"):
         load_spec(None, {"llm": {"author_model": "anthropic:claude-x"}})
+
+
+@pytest.mark.slow
+def test_a_server_that_goes_down_stops_the_run_cleanly_and_resume_ends_where_it_would(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with OllamaServer() as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        reference = _run(tmp_path / "whole", capsys, "--model", "ollama:qwen2.5:7b")
+    store_dir = tmp_path / "broken" / "store"
+    with OllamaServer(faults=[None] * 60 + [503] * 10_000) as down:  # answers 60 calls, then is busy for good
+        monkeypatch.setenv("OLLAMA_HOST", down.url)
+        code = main(["run", "--spec", str(_spec(tmp_path / "broken")), "--store", str(store_dir),
+                     "--model", "ollama:qwen2.5:7b"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "still failing after 3 retries" in captured.err and "bilevel resume" in captured.err
+    run_id = captured.out.splitlines()[0].split(": ", 1)[1]
+    assert Store.in_dir(store_dir).events(run_id, "run_end") == []
+    with OllamaServer() as back:
+        monkeypatch.setenv("OLLAMA_HOST", back.url)
+        assert main(["resume", run_id, "--store", str(store_dir)]) == 0
+    resumed = _summary(capsys.readouterr().out)
+    for key in ("generations", "candidates", "kept", "stack", "val_improvement", "val_ci", "test_improvement",
+                "test_ci"):
+        assert resumed[key] == reference[key], key

@@ -36,6 +36,17 @@ class OllamaModel:
         self.stream = ref.option("stream", "false") == "true"
         self.client = ollama.Client(host=self.host, timeout=ref.settings.timeout_s)
 
+    def probe(self) -> None:
+        """Check that the server answers and has the model; called once when a run is created."""
+        try:
+            names = {m.model for m in self.client.list().models}
+        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:
+            raise ChatUnavailable(f"cannot reach ollama at {self.host}: start it with `ollama serve` "
+                                  "or set OLLAMA_HOST") from exc
+        if names and self.name not in names and f"{self.name}:latest" not in names:
+            raise ChatConfigError(f"ollama at {self.host} has no model {self.name!r}: run `ollama pull {self.name}` "
+                                  f"(it has {', '.join(sorted(n for n in names if n)) or 'none'})")
+
     def complete(self, request: ChatRequest, settings: ChatSettings) -> ChatReply:
         """One ``/api/chat`` call; errors become :mod:`inner.chat` errors that say what to do."""
         options: dict[str, Any] = {"temperature": settings.temperature, "num_predict": settings.max_tokens}
