@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from judge.benchmarks import get_benchmark
 from judge.evaluate import Comparison, EvalResult
 from judge.stack import Stack
 from runs.history import RunHistory, load_history, test_bench
@@ -42,34 +43,25 @@ def _png(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def normalised_curves(curves: dict[str, list[EvalResult]]) -> dict[str, np.ndarray]:
-    """Mean best-so-far per trial, each (instance, seed) scaled to [0, 1] between the best value any
-    stack reached on it (0) and the worst first value (1), so instances of different scales average."""
-    labels = list(curves)
-    n_pairs = len(curves[labels[0]])
-    out = {k: [] for k in labels}  # type: dict[str, list[np.ndarray]]
-    for i in range(n_pairs):
-        runs = {k: np.asarray(curves[k][i].best_so_far, dtype=float) for k in labels}
-        lo = min(float(np.min(r)) for r in runs.values() if r.size)
-        hi = max(float(r[0]) for r in runs.values() if r.size)
-        span = hi - lo if hi > lo else 1.0
-        for k, r in runs.items():
-            if r.size:
-                out[k].append((r - lo) / span)
-    result = {}
-    for k, rows in out.items():
-        length = min(len(r) for r in rows)
-        result[k] = np.mean([r[:length] for r in rows], axis=0)
-    return result
+def score_curves(curves: dict[str, list[EvalResult]], to_score: Callable[[float], float]) -> dict[str, np.ndarray]:
+    """Mean best-so-far per trial over the panel's pairs, on the primary score's scale (``to_score`` is the
+    benchmark's ``curve_value``), so the last point of each curve is the mean score the judge compares."""
+    out: dict[str, np.ndarray] = {}
+    for label, runs in curves.items():
+        rows = [np.array([to_score(v) for v in r.best_so_far], dtype=float) for r in runs if r.best_so_far]
+        if rows:
+            length = min(len(r) for r in rows)
+            out[label] = np.mean([r[:length] for r in rows], axis=0)
+    return out
 
 
-def _plot_curves(curves: dict[str, np.ndarray]) -> str:
+def _plot_curves(curves: dict[str, np.ndarray], score_text: str) -> str:
     fig = Figure(figsize=(7, 3.6))
     ax = fig.add_subplot()
     for label, y in curves.items():
         ax.plot(np.arange(1, len(y) + 1), y, label=label, lw=2 if label.startswith("baseline") else 1.3)
     ax.set_xlabel("trial")
-    ax.set_ylabel("normalised best-so-far (0 = best reached)")
+    ax.set_ylabel("mean best-so-far score\n(" + score_text.split(" (")[0].split(",")[0][:48] + ")", fontsize=8)
     ax.set_title("best-so-far on the sealed test panel (mean over pairs)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
@@ -198,11 +190,12 @@ def _page(store: Store, history: RunHistory, results: dict[str, list[EvalResult]
           curve: list[tuple[int, Comparison]], gap: list[tuple[str, float, Comparison]], led: Ledger,
           transfer: ReplayResult | None = None) -> str:
     run_id = history.run_id
+    bench = get_benchmark(history.benchmark, history.spec["benchmark"])
     ns = nodes(store, history)
     summary = last_summary(store, run_id) or {"status": "not finished"}
     val_gain = {n.generation: n.mean for n in ns if n.adopted}
     plots = {
-        "best-so-far": _plot_curves(normalised_curves(results)),
+        "best-so-far": _plot_curves(score_curves(results, bench.curve_value), bench.SCORE_TEXT),
         "generation-gains": _plot_gains(curve, val_gain),
         "lineage-tree": _plot_lineage(ns, history.baseline.key),
         "val-test-gap": _plot_gap(gap),

@@ -92,6 +92,11 @@ class Benchmark(ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able: name, options, library versions, bound info. Goes into the judge manifest."""
 
+    def curve_value(self, value: float) -> float:
+        """A raw best-so-far value on the primary score's scale (identity unless the score transforms it,
+        as BBOB's log10 regret does). Called by reports that plot best-so-far curves."""
+        return value
+
     def instance(self, key: str) -> Instance:
         """The instance with ``key``; BenchmarkError naming a few known keys if there is none.
         Called when a panel entry (which stores only the key) is turned back into an instance."""

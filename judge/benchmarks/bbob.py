@@ -149,6 +149,10 @@ class BBOB(Benchmark):
     OPTIONS = ("functions", "dimensions", "instance_ids")
     SCORE_TEXT = "log10 regret above the known optimum (floor 1e-8), lower is better"
 
+    def curve_value(self, value: float) -> float:
+        """Regret on the score's scale: log10, floored at 1e-8 like the primary score."""
+        return log_regret(value)
+
     def __init__(self, functions: Any = DEFAULT_FUNCTIONS, dimensions: Any = DEFAULT_DIMENSIONS,
                  instance_ids: Any = DEFAULT_INSTANCE_IDS) -> None:
         self.functions = _int_tuple("functions", functions, range(1, 25))
