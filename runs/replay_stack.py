@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from judge.benchmarks import get_benchmark
+from judge.benchmarks.base import Instance
 from judge.evaluate import EvalResult
 from judge.panels import PanelEntry
 from judge.stack import Stack
 from judge.stats import paired_bootstrap_ci, paired_sign_test
 from outer.evaluator import BenchmarkRef, PanelEvaluator
-from runs.driver import inner_settings
+from runs.driver import inner_settings, judge_setup
 from runs.history import load_history
 from runs.store import Store, StoreError
 
@@ -54,16 +55,33 @@ class ReplayResult:
 
 
 def entries(benchmark: str, options: dict[str, Any], instances: Sequence[str] | int,
-            seeds: Sequence[int]) -> list[PanelEntry]:
-    """The (instance, seed) pairs: named instance keys, or the first N instances of the benchmark."""
+            seeds: Sequence[int], avoid: frozenset[str] = frozenset()) -> list[PanelEntry]:
+    """The (instance, seed) pairs: named instance keys, or N instances taken round-robin over the
+    benchmark's groups, preferring instances not in ``avoid`` (the run's own panels)."""
     bench = get_benchmark(benchmark, options)
     if isinstance(instances, int):
-        chosen = bench.instances()[:instances]
+        everything = bench.instances()
+        fresh = [i for i in everything if i.key not in avoid]
+        chosen = _round_robin(fresh, instances)
+        if len(chosen) < instances:  # too few unseen instances: top up with panel instances
+            chosen += _round_robin([i for i in everything if i.key in avoid], instances - len(chosen))
     else:
         chosen = [bench.instance(k) for k in instances]
     if not chosen:
         raise StoreError(f"no instances of {benchmark} to replay on")
     return [PanelEntry(i.key, i.group, int(s)) for i in chosen for s in seeds]
+
+
+def _round_robin(pool: Sequence[Instance], n: int) -> list[Instance]:
+    groups: dict[str, list[Instance]] = {}
+    for inst in pool:
+        groups.setdefault(inst.group, []).append(inst)
+    out: list[Instance] = []
+    while len(out) < n and any(groups.values()):
+        for members in groups.values():
+            if members and len(out) < n:
+                out.append(members.pop(0))
+    return out
 
 
 def replay_stack(store: Store, run_id: str, stack_id: str | None, benchmark: str | None = None,
@@ -80,7 +98,11 @@ def replay_stack(store: Store, run_id: str, stack_id: str | None, benchmark: str
         stack = history.final if stack_id is None else history.candidate_stack(store, stack_id)[0]
     name = benchmark or history.benchmark
     opts = history.spec["benchmark"] if benchmark is None and options is None else (options or {})
-    pairs = entries(name, opts, instances, seeds)
+    used: frozenset[str] = frozenset()
+    if benchmark is None or benchmark == history.benchmark:
+        panels = judge_setup(history.spec).panels
+        used = frozenset(e.instance for e in (*panels.search, *panels.validation, *panels.test))
+    pairs = entries(name, opts, instances, seeds, avoid=used)
     evaluator = PanelEvaluator(BenchmarkRef.of(name, opts), inner_settings(history.spec), workers=workers,
                                on_eval=on_eval)
     try:

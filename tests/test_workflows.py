@@ -116,6 +116,11 @@ def test_replay_stack_on_new_pairs(two_runs: tuple[Path, str, str], capsys: pyte
     gains = [b - s for _, b, s in data["pairs"]]
     assert data["mean"] == pytest.approx(sum(gains) / 4)
     assert data["ci_low"] <= data["mean"] <= data["ci_high"]
+    panels = Store.in_dir(store).run(run_a).manifest["panels"]
+    seen = {e["instance"] for name in ("search", "validation", "test") for e in panels[name]}
+    replayed = {p[0].split("@")[0] for p in data["pairs"]}
+    assert replayed and not replayed & seen, "a replay on N instances must prefer instances the run never used"
+    assert len({k.split("-")[1] for k in replayed}) == 2, "instances are spread over the benchmark's groups"
 
 
 def test_export_import_round_trip(two_runs: tuple[Path, str, str], tmp_path: Path,
