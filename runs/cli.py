@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -271,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, SpecError, StoreError, JudgeError, OuterError, SandboxError, ChatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("\ninterrupted; continue with: bilevel resume RUN", file=sys.stderr)
         return 130
