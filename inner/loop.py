@@ -174,21 +174,48 @@ class InnerLoop:
             return []
         return [m for m in self.session.active if hook in self.session.hooks(m)]
 
+    # -- ask/tell, for candidates evaluated elsewhere ---------------------------
+    @classmethod
+    def driven(cls, space: Space, mechanisms: Sequence[MechanismSource], settings: InnerSettings, seed: int,
+               pool: SessionPool | None = None) -> InnerLoop:
+        """A loop whose candidates something else evaluates (an optuna study): ``open``, then ``ask`` and
+        ``tell`` alternately, then ``close``. The steps are the same as :meth:`run`'s."""
+        return cls(_EvaluatedElsewhere(space), mechanisms, settings, seed, pool)
+
+    def open(self) -> None:
+        """Start (or take from the pool) the sandbox worker; called once before the first ``ask``."""
+        self._start_sandbox()
+
+    def close(self) -> None:
+        """Give the worker back; idempotent."""
+        self._stop_sandbox()
+
+    def ask(self) -> tuple[Config, str]:
+        """The next candidate and who proposed it (guidance, proposal, reviews at index ``len(trials)``)."""
+        return self._select(_Iteration(index=len(self.trials)))
+
+    def tell(self, trial: Trial) -> None:
+        """A finished trial (whoever proposed it): proposer, incumbent and mechanisms learn from it."""
+        self._absorb(trial, replay=True)
+
     # -- one iteration -----------------------------------------------------
-    def _iterate(self, t: int) -> Trial:
-        it = _Iteration(index=t)
+    def _select(self, it: _Iteration) -> tuple[Config, str]:
+        """Steps 1-3 of an iteration: gather guidance, propose, review with a bound on rejections."""
         it.guidance = self._gather_guidance(it)
         candidate, source = self._propose(it)
         while True:
             reviewed, reason = self._review(it, candidate)
             if reason is None:
-                candidate = reviewed
-                break
+                return reviewed, source
             it.rejections += 1
             if it.rejections >= self.settings.max_rejections:
                 it.notes.append(f"rejection bound {self.settings.max_rejections} hit; ran the last candidate")
-                break
+                return candidate, source
             candidate, source = self._propose(it)
+
+    def _iterate(self, t: int) -> Trial:
+        it = _Iteration(index=t)
+        candidate, source = self._select(it)
         score, error = self._evaluate(candidate)
         kept = score is not None and (self.incumbent is None or score < _score(self.incumbent))
         draft = Trial(t, candidate, score, kept, source, it.rejections, (), "; ".join([*it.notes, error]).strip("; "))
@@ -295,6 +322,20 @@ class InnerLoop:
             self.incumbent = trial
         if replay and self.session is not None:
             self.session.observe(trial.for_mechanisms())
+
+
+class _EvaluatedElsewhere:
+    """The objective of a loop driven by ask/tell: it has a space, and nothing to evaluate here."""
+
+    def __init__(self, space: Space) -> None:
+        self._space = space
+
+    @property
+    def space(self) -> Space:
+        return self._space
+
+    def evaluate(self, config: Config) -> float:
+        raise ObjectiveError("this inner loop is driven by ask/tell; its candidates are evaluated elsewhere")
 
 
 def _score(trial: Trial) -> float:

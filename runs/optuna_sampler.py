@@ -36,15 +36,12 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from inner.loop import derive_seed
-from inner.proposers import Proposer, make_proposer
+from inner.loop import InnerLoop, InnerSettings, derive_seed
 from inner.records import Trial
 from inner.space import CategoricalParam, FloatParam, IntParam, Param, Space, SpaceError
 from judge.stack import Stack
-from mechanisms.contract import ContractError, check_guidance, merge_guidance
 from runs.history import stack_from_sources, stack_json_with_sources
 from sandbox import Limits
-from sandbox.session import SandboxSession
 
 FORMAT = "bilevel-sampler"
 VERSION = 1
@@ -114,87 +111,37 @@ class _Codec:
 
 
 class _Search:
-    """The mechanisms' session and the base proposer for one relative search space."""
+    """The inner loop's steps (guidance, proposals, reviews in the sandbox) for one relative search space,
+    driven by ask/tell: optuna evaluates the candidates."""
 
-    def __init__(self, stack: Stack, codec: _Codec, seed: int, budget: int, limits: Limits) -> None:
+    def __init__(self, stack: Stack, codec: _Codec, seed: int, budget: int, limits: Limits,
+                 max_rejections: int) -> None:
         self.codec = codec
-        self.session = SandboxSession(stack.sources(), codec.space.to_json(), derive_seed(seed, "sandbox"),
-                                      budget, limits)
-        self.session.start()
-        self._finalizer = weakref.finalize(self, self.session.close)
-        self.proposer: Proposer = make_proposer(codec.space, stack.search, derive_seed(seed, "base"))
+        settings = InnerSettings(budget=budget, search=stack.search, max_rejections=max_rejections, limits=limits)
+        self.loop = InnerLoop.driven(codec.space, stack.sources(), settings, seed)
+        self.loop.open()
+        self._finalizer = weakref.finalize(self, self.loop.close)
         self.seen: set[int] = set()
-        self.count = 0
-        self.incumbent: Trial | None = None
         self.sources: dict[str, int] = {}  # who proposed each point: a mechanism id or "base:<proposer>"
 
     def observe(self, trial: FrozenTrial, sign: float) -> None:
-        """Tell the mechanisms and the base proposer about one finished trial (once per trial)."""
+        """Tell the loop about one finished optuna trial (once per trial)."""
         self.seen.add(trial.number)
         config = self.codec.from_trial(trial)
         if config is None:
             return
         value = trial.value if trial.state == TrialState.COMPLETE and trial.value is not None else None
         score = None if value is None or not math.isfinite(value) else sign * float(value)
-        best = math.inf if self.incumbent is None or self.incumbent.score is None else self.incumbent.score
-        kept = score is not None and score < best
-        record = Trial(self.count, config, score, kept, "optuna")
-        self.count += 1
-        self.proposer.tell(record)
-        if kept:
-            self.incumbent = record
-        self.session.observe(record.for_mechanisms())
+        incumbent = self.loop.incumbent
+        best = math.inf if incumbent is None or incumbent.score is None else incumbent.score
+        self.loop.tell(Trial(len(self.loop.trials), config, score, score is not None and score < best, "optuna"))
 
-    def _active(self, hook: str) -> list[str]:
-        return [m for m in self.session.active if hook in self.session.hooks(m)]
-
-    def propose(self, max_rejections: int) -> dict[str, Any]:
+    def propose(self) -> dict[str, Any]:
         """One candidate: guidance, a mechanism's or the base proposer's proposal, then the reviews."""
-        t = self.count
-        parts = []
-        for mid, out in self.session.guide_all(t).items():
-            if out.ok:
-                try:
-                    parts.append(check_guidance(out.value, self.codec.space.names))
-                except ContractError as exc:
-                    self.session.note_fault(mid, f"guide: {exc}")
-        guidance = merge_guidance(parts)
-        rejections = 0
-        while True:
-            candidate = self._proposal(t, guidance)
-            reason = None
-            for mid in self._active("review"):
-                out = self.session.call(mid, "review", t, guidance, candidate)
-                if not out.ok or out.value is None:
-                    continue
-                if isinstance(out.value, str):
-                    reason = out.value
-                    break
-                if self._valid(mid, "review", out.value):
-                    candidate = dict(out.value)
-            if reason is None:
-                return candidate
-            rejections += 1
-            if rejections >= max_rejections:
-                return candidate
-
-    def _proposal(self, t: int, guidance: dict[str, Any]) -> dict[str, Any]:
-        for mid in self._active("propose"):
-            out = self.session.call(mid, "propose", t, guidance)
-            if out.ok and out.value is not None and self._valid(mid, "propose", out.value):
-                self.sources[mid] = self.sources.get(mid, 0) + 1
-                return dict(out.value)
-        key = f"base:{self.proposer.name}"
+        candidate, source = self.loop.ask()
+        key = source.removeprefix("mechanism:")
         self.sources[key] = self.sources.get(key, 0) + 1
-        return dict(self.proposer.propose(t, self.incumbent, guidance))
-
-    def _valid(self, mid: str, hook: str, value: Any) -> bool:
-        try:
-            self.codec.space.validate(value)
-        except SpaceError as exc:
-            self.session.note_fault(mid, f"{hook}: {exc}")
-            return False
-        return True
+        return candidate
 
     def close(self) -> None:
         self._finalizer()
@@ -246,7 +193,7 @@ class StackSampler(BaseSampler):
             for t in sorted(done, key=lambda t: t.number):
                 if t.number not in search.seen:
                     search.observe(t, sign)
-            return search.codec.to_optuna(search.propose(self.max_rejections))
+            return search.codec.to_optuna(search.propose())
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
@@ -268,7 +215,8 @@ class StackSampler(BaseSampler):
     def _search(self, codec: _Codec) -> _Search:
         search = self._searches.get(codec.signature)
         if search is None:
-            search = _Search(self.stack, codec, derive_seed(self.seed, codec.signature), self.budget, self.limits)
+            search = _Search(self.stack, codec, derive_seed(self.seed, codec.signature), self.budget, self.limits,
+                             self.max_rejections)
             self._searches[codec.signature] = search
         return search
 

@@ -82,3 +82,29 @@ def test_a_repeat_offender_is_disabled_after_max_faults() -> None:
     result = run_inner(Sphere(), [("bad", BAD_PROPOSAL)], InnerSettings(budget=8), seed=3)
     asked = [t.index for t in result.trials if any(e.mechanism == "bad" for e in t.hooks)]
     assert asked == [0, 1, 2], "the mechanism should be disabled after Limits.max_faults = 3 faults"
+
+
+def test_ask_tell_makes_the_same_trials_as_run() -> None:
+    from inner.loop import InnerLoop
+    from inner.records import Trial
+    from mechanisms.library import load_source
+
+    mechs = [(n, load_source(n)) for n in ("tabu", "trust_region", "elite_crossover")]
+    settings = InnerSettings(budget=20, max_rejections=2)
+    whole = run_inner(Sphere(), mechs, settings, seed=5)
+    loop = InnerLoop.driven(SPACE, mechs, settings, seed=5)
+    loop.open()
+    try:
+        obj = Sphere()
+        for t in range(settings.budget):
+            config, source = loop.ask()
+            try:
+                score: float | None = obj.evaluate(config)
+            except ObjectiveError:
+                score = None
+            best = loop.incumbent.score if loop.incumbent and loop.incumbent.score is not None else math.inf
+            loop.tell(Trial(t, config, score, score is not None and score < best, source))
+    finally:
+        loop.close()
+    assert len({repr(t.config) for t in whole.trials}) > 10, "the run should explore, or the check is vacuous"
+    assert [(t.config, t.source, t.kept) for t in loop.trials] == [(t.config, t.source, t.kept) for t in whole.trials]
