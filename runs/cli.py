@@ -14,7 +14,7 @@ from typing import Any
 from inner.chat import ChatError
 from judge.errors import JudgeError
 from outer.errors import OuterError
-from runs.commands import MODULES
+from runs.commands import MODULES, add_store_argument
 from runs.driver import create_run, effective_spec, execute
 from runs.llm_setup import ledger_lines
 from runs.progress import Progress
@@ -23,16 +23,11 @@ from runs.store import Store, StoreError
 from runs.views import last_summary, lineage_lines, results_tsv, sandbox_layers_line
 from sandbox.outcome import SandboxError
 
-DEFAULT_STORE = Path("bilevel-runs")
 EXIT_USAGE = 2
 
 
 class CliError(Exception):
     """A mistake on the command line; printed as ``error: ...`` with exit status 2."""
-
-
-def _add_store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", type=Path, default=DEFAULT_STORE, help="run store directory (default: %(default)s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="the model of both loops, backend:model (ollama:qwen2.5:7b, anthropic:claude-..., "
                      "mlx:/path, scripted:demo); selects the LLM author and the LLM proposer")
     run.add_argument("--author-model", help="ablation only: another model for the author (recorded in the run)")
-    _add_store(run)
+    add_store_argument(run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
     resume.add_argument("run_id")
@@ -67,11 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--address", help="address of an existing Ray cluster (with --executor ray)")
     resume.add_argument("--cap", action="append", default=[], metavar="KEY=VALUE",
                         help="raise an LLM cap, e.g. inner_max_tokens=200000 or author_max_usd=5 (repeatable)")
-    _add_store(resume)
+    add_store_argument(resume)
 
     show = sub.add_parser("show", help="summary and lineage of a run")
     show.add_argument("run_id")
-    _add_store(show)
+    add_store_argument(show)
 
     export = sub.add_parser("export", help="write results.tsv of a run")
     export.add_argument("run_id")
@@ -79,10 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--recipe", type=Path, help="also write the run's recipe (`bilevel import` reads it)")
     export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
     export.add_argument("--stack", metavar="ID", help="the stack for --sampler (default: the final stack)")
-    _add_store(export)
+    add_store_argument(export)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
-    _add_store(runs)
+    add_store_argument(runs)
 
     check = sub.add_parser("sandbox-check", help="compile and conformance-check one mechanism source file")
     check.add_argument("file", type=Path)

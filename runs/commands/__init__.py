@@ -8,6 +8,16 @@ command by writing its module and adding one line here.
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
+DEFAULT_STORE = Path("bilevel-runs")
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--store DIR`` option every command that reads or writes runs takes."""
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="run store directory (default: %(default)s)")
+
 MODULES: tuple[str, ...] = (
     "runs.commands.lineage",
     "runs.commands.compare",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runs.ablate import ABLATE_DEFAULTS, GROUPS, run_ablation
+from runs.commands import add_store_argument
 from runs.progress import Progress
 from runs.spec import SpecError, load_spec
 from runs.store import Store
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--groups", help=f"comma-separated subset of {','.join(g.name for g in GROUPS)} "
                                          "(A and one outer group are always needed)")
-    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+    add_store_argument(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

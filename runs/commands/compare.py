@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from runs.commands import add_store_argument
 from runs.compare import find_lineage_run, subject, table_lines
 from runs.progress import Progress
 from runs.store import Store, StoreError
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ids", nargs="*", metavar="RUN")
     parser.add_argument("--lineage", action="append", default=[], metavar="ID",
                         help="a stack id from `bilevel lineage` (or RUN:ID); repeatable")
-    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from runs.commands import add_store_argument
 from runs.recipe import import_recipe
 from runs.store import Store
 
@@ -15,7 +16,7 @@ HELP = "import a recipe file as a run (it then shows, compares, reports and repl
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--as", dest="new_id", metavar="RUN_ID", help="import under another run id")
-    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from runs.commands import add_store_argument
 from runs.lineage import stack_diff, tree_lines
 from runs.store import Store
 
@@ -15,7 +15,7 @@ HELP = "the tree of mechanism stacks (author, generation, verdict, reason, numbe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id")
     parser.add_argument("--diff", metavar="ID", help="print the source diff of stack ID against its parent")
-    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

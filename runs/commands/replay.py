@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inner.chat import ReplayDivergence
-from runs.commands import replay_stack
+from runs.commands import add_store_argument, replay_stack
 from runs.driver import create_run, effective_spec, execute
 from runs.progress import Progress
 from runs.spec import RunSpec
@@ -35,7 +35,7 @@ SUMMARY_FIELDS = ("generations", "candidates", "kept", "stack", "val_improvement
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_id")
-    p.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory (default: %(default)s)")
+    add_store_argument(p)
     replay_stack.add_stack_arguments(p)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from runs.commands import add_store_argument
 from runs.progress import Progress
 from runs.replay_stack import replay_stack
 from runs.report import write_report
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transfer", metavar="BENCHMARK", help="also replay the final stack on this benchmark")
     parser.add_argument("--transfer-options", default=None, help="its options as JSON (default: its defaults)")
     parser.add_argument("--transfer-instances", type=int, default=4, help="first N instances (default: 4)")
-    parser.add_argument("--store", type=Path, default=Path("bilevel-runs"), help="run store directory")
+    add_store_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
