@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from judge.stack import Mechanism, Stack  # noqa: E402
-from mechanisms.library import load_source  # noqa: E402
+from bilevel.judge.stack import Mechanism, Stack  # noqa: E402
+from bilevel.mechanisms.library import load_source  # noqa: E402
 
 
 def builtin_stack(names: tuple[str, ...], search: Any = None) -> Stack:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from _common import ROOT, header, progress
 
-from judge.benchmarks import get_benchmark
-from judge.benchmarks import textsources as ts
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks import textsources as ts
 
 DATA = ROOT / "tests" / "data"
 

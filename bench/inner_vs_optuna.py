@@ -25,10 +25,10 @@ from functools import partial
 import optuna
 from _common import builtin_stack, header, progress, timed
 
-from inner.loop import DEFAULT_POOL, InnerSettings, run_inner
-from inner.proposers import TPE_SETTINGS
-from inner.search_config import SearchConfig, Strategy
-from judge.benchmarks.bbob import LOWER, UPPER, BBOBObjective
+from bilevel.inner.loop import DEFAULT_POOL, InnerSettings, run_inner
+from bilevel.inner.optuna_proposer import TPE_SETTINGS
+from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.judge.benchmarks.bbob import LOWER, UPPER, BBOBObjective
 
 
 def optuna_tpe(objective: BBOBObjective, trials: int, seed: int) -> float:

@@ -19,8 +19,8 @@ from functools import partial
 
 from _common import builtin_stack, header, progress, timed
 
-from inner.loop import DEFAULT_POOL, InnerSettings, SessionPool, run_inner
-from judge.benchmarks.bbob import BBOBObjective
+from bilevel.inner.loop import DEFAULT_POOL, InnerSettings, SessionPool, run_inner
+from bilevel.judge.benchmarks.bbob import BBOBObjective
 
 MECHANISMS = ("tabu", "ucb_bandit", "trust_region")
 

@@ -32,16 +32,16 @@ from pathlib import Path
 import numpy as np
 from _common import header, progress, timed
 
-from inner.search_config import SearchConfig, Strategy
-from judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
-from judge.panels import PanelEntry
-from judge.stack import Mechanism, Stack
-from judge.stats import paired_bootstrap_ci
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from outer.executors import ExecutorSpec, make_executor
-from runs.driver import create_run, execute, inner_settings
-from runs.spec import RunSpec, load_spec
-from runs.store import Store
+from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.judge.stats import paired_bootstrap_ci
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.outer.executors import ExecutorSpec, make_executor
+from bilevel.runs.driver import create_run, execute, inner_settings
+from bilevel.runs.spec import RunSpec, load_spec
+from bilevel.runs.store import Store
 
 TEST_DIMENSIONS = (3, 10)
 N_BOOT = 4000

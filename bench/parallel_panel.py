@@ -18,11 +18,11 @@ import sys
 
 from _common import builtin_stack, header, progress, timed
 
-from judge.panels import PanelEntry
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from outer.executors import Executor, InProcessExecutor, ProcessExecutor, RayExecutor
-from runs.driver import inner_settings, judge_setup
-from runs.spec import load_spec
+from bilevel.judge.panels import PanelEntry
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.outer.executors import Executor, InProcessExecutor, ProcessExecutor, RayExecutor
+from bilevel.runs.driver import inner_settings, judge_setup
+from bilevel.runs.spec import load_spec
 
 
 def _pass(executor: Executor, entries: list[PanelEntry], workers: int) -> tuple[float, float, list[float]]:

@@ -18,8 +18,8 @@ import sys
 
 from _common import builtin_stack, header, timed
 
-from inner.loop import DEFAULT_POOL, InnerSettings, run_inner
-from judge.benchmarks.bbob import BBOBObjective
+from bilevel.inner.loop import DEFAULT_POOL, InnerSettings, run_inner
+from bilevel.judge.benchmarks.bbob import BBOBObjective
 
 MECHANISMS = ("tabu", "ucb_bandit", "trust_region")
 

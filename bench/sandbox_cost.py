@@ -26,11 +26,11 @@ from typing import Any
 
 from _common import header
 
-from mechanisms import spacekit
-from mechanisms.library import load_source
-from sandbox import Limits, SandboxSession
-from sandbox.facades import build_modules
-from sandbox.policy import compile_source, restricted_globals
+from bilevel.mechanisms import spacekit
+from bilevel.mechanisms.library import load_source
+from bilevel.sandbox import Limits, SandboxSession
+from bilevel.sandbox.facades import build_modules
+from bilevel.sandbox.policy import compile_source, restricted_globals
 
 SPACE: dict[str, Any] = {"params": [
     {"name": "x", "type": "float", "low": 0.0, "high": 1.0, "log": False},

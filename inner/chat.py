@@ -163,7 +163,7 @@ class ModelRef:
 
     spec: str
     settings: ChatSettings = field(default_factory=ChatSettings)
-    factory: str = "outer.llm:build_model"
+    factory: str = "bilevel.outer.llm:build_model"
     prices: tuple[float, float] = (0.0, 0.0)
     options: tuple[tuple[str, str], ...] = ()
 

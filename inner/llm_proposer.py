@@ -29,11 +29,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from inner.chat import Caller, ChatRequest, ModelRef
-from inner.proposers import GreedyProposer, Proposer, RandomProposer
-from inner.records import Trial
-from inner.search_config import SearchConfig, Strategy
-from inner.space import CategoricalParam, Config, FloatParam, IntParam, Space, SpaceError
+from bilevel.inner.chat import Caller, ChatRequest, ModelRef
+from bilevel.inner.proposers import GreedyProposer, Proposer, RandomProposer
+from bilevel.inner.records import Trial
+from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, Space, SpaceError
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 PROMPT_VERSION = "proposer_v1"

@@ -16,14 +16,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inner.chat import ModelRef
-from inner.objective import Objective, ObjectiveError
-from inner.proposers import Proposer, make_proposer
-from inner.records import HookEvent, InnerResult, Trial
-from inner.search_config import SearchConfig
-from inner.space import Config, Space, SpaceError
-from mechanisms.contract import ContractError, check_guidance, merge_guidance
-from sandbox import Limits, Outcome, SandboxError, SandboxSession, Status
+from bilevel.inner.chat import ModelRef
+from bilevel.inner.objective import Objective, ObjectiveError
+from bilevel.inner.proposer_factory import make_proposer
+from bilevel.inner.proposers import Proposer
+from bilevel.inner.records import HookEvent, InnerResult, Trial
+from bilevel.inner.search_config import SearchConfig
+from bilevel.inner.space import Config, Space, SpaceError
+from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
+from bilevel.sandbox import Limits, Outcome, SandboxError, SandboxSession, Status
 
 MechanismSource = tuple[str, str]  # (mechanism id, source)
 

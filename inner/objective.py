@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from inner.space import Config, Space
+from bilevel.inner.space import Config, Space
 
 
 class ObjectiveError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from inner.space import Config
+from bilevel.inner.space import Config
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mechanisms import spacekit
+from bilevel.mechanisms import spacekit
 
 Config = dict[str, Any]
 

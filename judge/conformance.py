@@ -44,11 +44,11 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from inner.space import Space, SpaceError
-from mechanisms import spacekit
-from mechanisms.contract import ContractError, check_guidance, merge_guidance
-from sandbox import Limits, SandboxSession, Status, compile_mechanism
-from sandbox.outcome import Outcome, SandboxError
+from bilevel.inner.space import Space, SpaceError
+from bilevel.mechanisms import spacekit
+from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
+from bilevel.sandbox import Limits, SandboxSession, Status, compile_mechanism
+from bilevel.sandbox.outcome import Outcome, SandboxError
 
 MECH_ID = "candidate"
 MAX_PARAMS = 6

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from judge.errors import JudgeError
-from judge.stats import group_means, paired_bootstrap_ci
+from bilevel.judge.errors import JudgeError
+from bilevel.judge.stats import group_means, paired_bootstrap_ci
 
 STAGES = ("stage1", "full")
 BOOTSTRAP_SEED = 0

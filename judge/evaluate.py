@@ -14,13 +14,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from inner.loop import InnerSettings, run_inner
-from inner.records import InnerResult
-from judge.benchmarks.base import Benchmark, Instance
-from judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
-from judge.panels import PanelEntry
-from judge.stack import Stack
-from judge.stats import paired_bootstrap_ci
+from bilevel.inner.loop import InnerSettings, run_inner
+from bilevel.inner.records import InnerResult
+from bilevel.judge.benchmarks.base import Benchmark, Instance
+from bilevel.judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Stack
+from bilevel.judge.stats import paired_bootstrap_ci
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judge.benchmarks.base import Benchmark
-from judge.decision import Thresholds
-from judge.errors import JudgeError, ManifestMismatch
-from judge.panels import Panels
+from bilevel.judge.benchmarks.base import Benchmark
+from bilevel.judge.decision import Thresholds
+from bilevel.judge.errors import JudgeError, ManifestMismatch
+from bilevel.judge.panels import Panels
 
 PARTS = ("judge_source_hash", "thresholds", "panels", "benchmark")
 _PART_WORDS = {"judge_source_hash": "judge source", "thresholds": "thresholds", "panels": "panels",

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from judge.benchmarks.base import Instance
-from judge.errors import JudgeError
+from bilevel.judge.benchmarks.base import Instance
+from bilevel.judge.errors import JudgeError
 
 PANEL_NAMES = ("search", "validation", "test")
 SEED_BASE = {"search": 0, "validation": 10_000, "test": 20_000}

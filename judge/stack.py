@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from inner.search_config import SearchConfig
-from mechanisms.contract import source_hash
+from bilevel.inner.search_config import SearchConfig
+from bilevel.mechanisms.contract import source_hash
 
 
 @dataclass(frozen=True)

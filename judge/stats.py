@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from judge.errors import JudgeError
+from bilevel.judge.errors import JudgeError
 
 
 def _as_diffs(diffs: np.ndarray | Sequence[float]) -> np.ndarray:

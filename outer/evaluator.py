@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-from inner.loop import InnerSettings
-from judge.benchmarks import get_benchmark
-from judge.benchmarks.base import Benchmark
-from judge.evaluate import EvalResult, evaluate_entry
-from judge.panels import PanelEntry
-from judge.stack import Stack
-from outer.executors import Executor, ProcessExecutor
+from bilevel.inner.loop import InnerSettings
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks.base import Benchmark
+from bilevel.judge.evaluate import EvalResult, evaluate_entry
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Stack
+from bilevel.outer.executors import Executor, ProcessExecutor
 
 
 class EvalCache(Protocol):

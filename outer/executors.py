@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from outer.errors import OuterError
+from bilevel.outer.errors import OuterError
 
 DEFAULT_MAX_RETRIES = 2
 

@@ -7,10 +7,10 @@ search config; the judge decides on it like any other candidate.
 
 from __future__ import annotations
 
-from inner.search_config import SearchConfig
-from judge.stack import Stack
-from outer.authors.base import Candidate
-from outer.traces import TraceReport
+from bilevel.inner.search_config import SearchConfig
+from bilevel.judge.stack import Stack
+from bilevel.outer.authors.base import Candidate
+from bilevel.outer.traces import TraceReport
 
 AUTHOR = "level1.5"
 

@@ -19,15 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from inner.space import Space
-from judge.decision import Verdict
-from judge.evaluate import Evaluator, Judge
-from judge.panels import PanelEntry
-from judge.stack import Mechanism, Stack
-from outer.authors.base import Author, AuthorContext, Candidate
-from outer.errors import BudgetExhausted
-from outer.level15 import propose_config
-from outer.traces import TraceReport, analyse
+from bilevel.inner.space import Space
+from bilevel.judge.decision import Verdict
+from bilevel.judge.evaluate import Evaluator, Judge
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import Author, AuthorContext, Candidate
+from bilevel.outer.errors import BudgetExhausted
+from bilevel.outer.level15 import propose_config
+from bilevel.outer.traces import TraceReport, analyse
 
 
 class Recorder(Protocol):

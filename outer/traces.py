@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from inner.records import InnerResult, Trial
-from inner.space import Space
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.inner.space import Space
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from judge.stack import Mechanism, Stack
-from judge.stats import paired_bootstrap_ci, paired_sign_test
-from mechanisms.library import load_source
-from outer.authors.base import AuthorContext, Candidate
-from runs.driver import create_run, execute
-from runs.history import load_history, test_bench
-from runs.spec import RunSpec, merge
-from runs.store import Store
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.judge.stats import paired_bootstrap_ci, paired_sign_test
+from bilevel.mechanisms.library import load_source
+from bilevel.outer.authors.base import AuthorContext, Candidate
+from bilevel.runs.driver import create_run, execute
+from bilevel.runs.history import load_history, test_bench
+from bilevel.runs.spec import RunSpec, merge
+from bilevel.runs.store import Store
 
 ABLATE_DEFAULTS: dict[str, Any] = {
     "run": {"generations": 3, "candidates": 3},

@@ -11,17 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inner.chat import ChatError
-from judge.errors import JudgeError
-from outer.errors import OuterError
-from runs.commands import MODULES, add_store_argument
-from runs.driver import create_run, effective_spec, execute
-from runs.llm_setup import ledger_lines
-from runs.progress import Progress
-from runs.spec import SpecError, load_spec
-from runs.store import Store, StoreError
-from runs.views import last_summary, lineage_lines, results_tsv, sandbox_layers_line
-from sandbox.outcome import SandboxError
+from bilevel.inner.chat import ChatError
+from bilevel.judge.errors import JudgeError
+from bilevel.outer.errors import OuterError
+from bilevel.runs.commands import MODULES, add_store_argument
+from bilevel.runs.driver import create_run, effective_spec, execute
+from bilevel.runs.llm_setup import ledger_lines
+from bilevel.runs.progress import Progress
+from bilevel.runs.spec import SpecError, load_spec
+from bilevel.runs.store import Store, StoreError
+from bilevel.runs.views import last_summary, lineage_lines, results_tsv, sandbox_layers_line
+from bilevel.sandbox.outcome import SandboxError
 
 EXIT_USAGE = 2
 
@@ -166,7 +166,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def _caps(items: Sequence[str]) -> dict[str, Any]:
     """``--cap KEY=VALUE`` items as [llm] overrides (numbers; only the *_max_* keys)."""
-    from runs.spec import DEFAULTS
+    from bilevel.runs.spec import DEFAULTS
 
     out: dict[str, Any] = {}
     for item in items:
@@ -196,7 +196,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for k, v in summary.items():
             if k not in ("run", "benchmark", "manifest"):
                 print(f"{k}: {v}")
-        from runs.rsi import rsi_metrics  # recursive-self-improvement metrics (issue 5)
+        from bilevel.runs.rsi import rsi_metrics  # recursive-self-improvement metrics (issue 5)
 
         for line in rsi_metrics(store, args.run_id).lines():
             print(line)
@@ -214,7 +214,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store.run(args.run_id)
     args.out.write_text(results_tsv(store, args.run_id), encoding="utf-8")
     print(f"wrote {args.out}")
-    from runs.exports import export_extras  # recipe and sampler exports (issue 5)
+    from bilevel.runs.exports import export_extras  # recipe and sampler exports (issue 5)
 
     for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack):
         print(line)
@@ -230,7 +230,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:
-    from judge.conformance import check_conformance
+    from bilevel.judge.conformance import check_conformance
 
     try:
         source = args.file.read_text(encoding="utf-8")

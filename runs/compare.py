@@ -16,12 +16,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from judge.evaluate import Comparison
-from judge.stack import Stack
-from runs.history import RunHistory, load_history, test_bench
-from runs.ledger import Ledger, ledger
-from runs.rsi import RsiMetrics, rsi_metrics
-from runs.store import Store, StoreError
+from bilevel.judge.evaluate import Comparison
+from bilevel.judge.stack import Stack
+from bilevel.runs.history import RunHistory, load_history, test_bench
+from bilevel.runs.ledger import Ledger, ledger
+from bilevel.runs.rsi import RsiMetrics, rsi_metrics
+from bilevel.runs.store import Store, StoreError
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from inner.loop import InnerSettings
-from inner.search_config import SearchConfig, Strategy
-from judge.benchmarks import get_benchmark
-from judge.benchmarks.base import Benchmark
-from judge.conformance import check_conformance
-from judge.decision import Thresholds
-from judge.evaluate import Comparison, Judge
-from judge.manifest import Manifest, build_manifest, verify_manifest
-from judge.panels import Panels, PanelSpec, split_panels
-from judge.stack import Mechanism, Stack
-from mechanisms.library import BUILTIN_NAMES, load_source
-from outer.authors import Author, make_author
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from outer.executors import ExecutorSpec, make_executor
-from outer.loop import OuterLoop, OuterSettings, OuterState
-from runs.llm_setup import LedgerGuard, author_caller, check_models, inner_model
-from runs.spec import RunSpec, merge
-from runs.store import RunRecorder, Store
-from sandbox import Limits
+from bilevel.inner.loop import InnerSettings
+from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks.base import Benchmark
+from bilevel.judge.conformance import check_conformance
+from bilevel.judge.decision import Thresholds
+from bilevel.judge.evaluate import Comparison, Judge
+from bilevel.judge.manifest import Manifest, build_manifest, verify_manifest
+from bilevel.judge.panels import Panels, PanelSpec, split_panels
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
+from bilevel.outer.authors import Author, make_author
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.outer.executors import ExecutorSpec, make_executor
+from bilevel.outer.loop import OuterLoop, OuterSettings, OuterState
+from bilevel.runs.llm_setup import LedgerGuard, author_caller, check_models, inner_model
+from bilevel.runs.spec import RunSpec, merge
+from bilevel.runs.store import RunRecorder, Store
+from bilevel.sandbox import Limits
 
 
 @dataclass(frozen=True)

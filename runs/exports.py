@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runs.history import load_history
-from runs.recipe import write_recipe
-from runs.store import Store
+from bilevel.runs.history import load_history
+from bilevel.runs.recipe import write_recipe
+from bilevel.runs.store import Store
 
 
 def export_extras(store: Store, run_id: str, recipe: Path | None, sampler: Path | None,
@@ -17,11 +17,11 @@ def export_extras(store: Store, run_id: str, recipe: Path | None, sampler: Path 
         write_recipe(store, run_id, recipe)
         out.append(f"wrote {recipe} (recipe: `bilevel import {recipe}`)")
     if sampler is not None:
-        from runs.optuna_sampler import write_sampler_file
+        from bilevel.runs.optuna_sampler import write_sampler_file
 
         history = load_history(store, run_id)
         stack = history.final if stack_id is None else history.candidate_stack(store, stack_id)[0]
         write_sampler_file(stack, sampler, run_id, budget=int(history.spec["inner"]["budget"]))
         out.append(f"wrote {sampler} (optuna sampler for {stack.describe()}: "
-                   f"runs.optuna_sampler.StackSampler.load({str(sampler)!r}))")
+                   f"bilevel.runs.optuna_sampler.StackSampler.load({str(sampler)!r}))")
     return out

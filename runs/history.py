@@ -13,15 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from inner.search_config import SearchConfig
-from judge.evaluate import Comparison, EvalResult, Judge
-from judge.manifest import Manifest, verify_manifest
-from judge.panels import PanelEntry
-from judge.stack import Mechanism, Stack
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from runs.driver import JudgeSetup, effective_spec, inner_settings, judge_setup
-from runs.spec import DEFAULTS, RunSpec, merge
-from runs.store import Store, StoreError
+from bilevel.inner.search_config import SearchConfig
+from bilevel.judge.evaluate import Comparison, EvalResult, Judge
+from bilevel.judge.manifest import Manifest, verify_manifest
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.runs.driver import JudgeSetup, effective_spec, inner_settings, judge_setup
+from bilevel.runs.spec import DEFAULTS, RunSpec, merge
+from bilevel.runs.store import Store, StoreError
 
 
 def run_spec(store: Store, run_id: str) -> RunSpec:

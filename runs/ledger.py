@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runs.store import Store
+from bilevel.runs.store import Store
 
 _TOKEN_KEYS = ("tokens", "total_tokens")
 _IN_OUT_KEYS = (("input_tokens", "output_tokens"), ("prompt_tokens", "completion_tokens"))

@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from judge.stack import Stack
-from runs.history import RunHistory, load_history, stack_from_json
-from runs.store import Store
+from bilevel.judge.stack import Stack
+from bilevel.runs.history import RunHistory, load_history, stack_from_json
+from bilevel.runs.store import Store
 
 
 @dataclass(frozen=True)

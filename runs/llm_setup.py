@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inner.chat import Caller, CallRecord, ChatRequest, ChatSettings, ModelRef
-from outer.errors import BudgetExhausted
-from outer.llm import model_ref
-from runs.spec import RunSpec
-from runs.store import RunRecorder
+from bilevel.inner.chat import Caller, CallRecord, ChatRequest, ChatSettings, ModelRef
+from bilevel.outer.errors import BudgetExhausted
+from bilevel.outer.llm import model_ref
+from bilevel.runs.spec import RunSpec
+from bilevel.runs.store import RunRecorder
 
 LEVELS = ("inner", "author")
 

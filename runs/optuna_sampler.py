@@ -36,12 +36,12 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from inner.loop import InnerLoop, InnerSettings, derive_seed
-from inner.records import Trial
-from inner.space import CategoricalParam, FloatParam, IntParam, Param, Space, SpaceError
-from judge.stack import Stack
-from runs.history import stack_from_sources, stack_json_with_sources
-from sandbox import Limits
+from bilevel.inner.loop import InnerLoop, InnerSettings, derive_seed
+from bilevel.inner.records import Trial
+from bilevel.inner.space import CategoricalParam, FloatParam, IntParam, Param, Space, SpaceError
+from bilevel.judge.stack import Stack
+from bilevel.runs.history import stack_from_sources, stack_json_with_sources
+from bilevel.sandbox import Limits
 
 FORMAT = "bilevel-sampler"
 VERSION = 1

@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from judge.manifest import Manifest, verify_manifest
-from mechanisms.contract import source_hash
-from runs.driver import judge_setup
-from runs.history import run_spec
-from runs.store import TABLES, Store, StoreError
+from bilevel.judge.manifest import Manifest, verify_manifest
+from bilevel.mechanisms.contract import source_hash
+from bilevel.runs.driver import judge_setup
+from bilevel.runs.history import run_spec
+from bilevel.runs.store import TABLES, Store, StoreError
 
 FORMAT = "bilevel-recipe"
 VERSION = 1

@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from judge.benchmarks import get_benchmark
-from judge.benchmarks.base import Instance
-from judge.evaluate import EvalResult
-from judge.panels import PanelEntry
-from judge.stack import Stack
-from judge.stats import paired_bootstrap_ci, paired_sign_test
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from runs.driver import inner_settings, judge_setup
-from runs.history import load_history
-from runs.store import Store, StoreError
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks.base import Instance
+from bilevel.judge.evaluate import EvalResult
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Stack
+from bilevel.judge.stats import paired_bootstrap_ci, paired_sign_test
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.runs.driver import inner_settings, judge_setup
+from bilevel.runs.history import load_history
+from bilevel.runs.store import Store, StoreError
 
 
 @dataclass(frozen=True)

@@ -23,16 +23,16 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from judge.benchmarks import get_benchmark
-from judge.evaluate import Comparison, EvalResult
-from judge.stack import Stack
-from runs.history import RunHistory, load_history, test_bench
-from runs.ledger import Ledger, ledger
-from runs.lineage import Node, nodes, tree_lines
-from runs.replay_stack import ReplayResult
-from runs.rsi import rsi_metrics
-from runs.store import Store
-from runs.views import last_summary
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.evaluate import Comparison, EvalResult
+from bilevel.judge.stack import Stack
+from bilevel.runs.history import RunHistory, load_history, test_bench
+from bilevel.runs.ledger import Ledger, ledger
+from bilevel.runs.lineage import Node, nodes, tree_lines
+from bilevel.runs.replay_stack import ReplayResult
+from bilevel.runs.rsi import rsi_metrics
+from bilevel.runs.store import Store
+from bilevel.runs.views import last_summary
 
 PLOT_IDS = ("best-so-far", "generation-gains", "lineage-tree", "val-test-gap")
 

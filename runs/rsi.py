@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from runs.history import RunHistory, load_history
-from runs.ledger import ledger
-from runs.store import Store
-from runs.views import last_summary
+from bilevel.runs.history import RunHistory, load_history
+from bilevel.runs.ledger import ledger
+from bilevel.runs.store import Store
+from bilevel.runs.views import last_summary
 
 MAX_DIVERSITY_SOURCES = 24
 

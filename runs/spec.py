@@ -115,7 +115,7 @@ def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None)
 def _suggested(parsed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """The chosen benchmark's suggested defaults (``Benchmark.SUGGESTED``): they sit between the
     built-in defaults and the user's file and flags, so anything the user sets wins."""
-    from judge.benchmarks import suggested_defaults
+    from bilevel.judge.benchmarks import suggested_defaults
 
     name = DEFAULTS["run"]["benchmark"]
     for layer in (parsed, overrides):

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judge.decision import Verdict
-from judge.panels import PanelEntry
-from judge.stack import Mechanism
-from outer.authors.base import Candidate
+from bilevel.judge.decision import Verdict
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Mechanism
+from bilevel.outer.authors.base import Candidate
 
 SCHEMA_VERSION = 1
 
@@ -112,7 +112,7 @@ class Store:
 
     # -- sources and mechanisms ---------------------------------------------
     def put_source(self, text: str) -> str:
-        from mechanisms.contract import source_hash
+        from bilevel.mechanisms.contract import source_hash
 
         h = source_hash(text)
         self._insert("sources", (h, text))

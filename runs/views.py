@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from runs.store import Store
+from bilevel.runs.store import Store
 
 TSV_COLUMNS = ("id", "parent", "generation", "operation", "author", "score", "ci_low", "ci_high", "verdict",
                "stage", "reason")

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.linalg
 
-from mechanisms import spacekit
-from sandbox.policy import Namespace
+from bilevel.mechanisms import spacekit
+from bilevel.sandbox.policy import Namespace
 
 MATH_NAMES: tuple[str, ...] = tuple(n for n in dir(math) if not n.startswith("_"))
 ITERTOOLS_NAMES: tuple[str, ...] = tuple(n for n in dir(itertools) if not n.startswith("_"))

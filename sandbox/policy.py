@@ -43,8 +43,8 @@ from RestrictedPython import compile_restricted_exec, safe_builtins
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import RestrictingNodeTransformer
 
-from mechanisms.contract import HOOK_NAMES
-from sandbox.outcome import Outcome, Status
+from bilevel.mechanisms.contract import HOOK_NAMES
+from bilevel.sandbox.outcome import Outcome, Status
 
 #: Module names a mechanism may import (``numpy.linalg`` comes with ``numpy``).
 ALLOWED_MODULES: tuple[str, ...] = (

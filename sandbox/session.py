@@ -52,11 +52,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mechanisms.contract import HOOK_NAMES
-from sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
-from sandbox.policy import compile_mechanism
+from bilevel.mechanisms.contract import HOOK_NAMES
+from bilevel.sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
+from bilevel.sandbox.policy import compile_mechanism
 
-ROOT = str(Path(__file__).resolve().parent.parent)
+# The folder that holds the ``bilevel`` package (site-packages, or the checkout for an editable install).
+ROOT = str(Path(__file__).parent.parent.parent)
 STARTUP_TIMEOUT_S = 30.0
 DONE_GRACE_S = 5.0
 MAX_BLAMELESS_RETRIES = 2
@@ -97,7 +98,7 @@ class Limits:
 
 def worker_command(root: str = ROOT) -> list[str]:
     """The command line of a worker process."""
-    code = f"import sys; sys.path.insert(0, {root!r}); from sandbox.worker import main; main()"
+    code = f"import sys; sys.path.insert(0, {root!r}); from bilevel.sandbox.worker import main; main()"
     return [sys.executable, "-s", "-P", "-c", code]
 
 

@@ -52,9 +52,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from mechanisms.contract import HOOK_NAMES
-from sandbox import facades, policy
-from sandbox.outcome import Outcome, Status
+from bilevel.mechanisms.contract import HOOK_NAMES
+from bilevel.sandbox import facades, policy
+from bilevel.sandbox.outcome import Outcome, Status
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
 TRACEBACK_CAP = 20_000

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from inner.loop import DEFAULT_POOL
+from bilevel.inner.loop import DEFAULT_POOL
 
 
 @pytest.fixture(autouse=True)

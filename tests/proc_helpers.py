@@ -22,6 +22,6 @@ def worker_children() -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"sandbox.worker" in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"bilevel.sandbox.worker" in cmdline:
             out.append(int(entry.name))
     return out

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runs.ablate import GROUPS, repeat_spec
-from runs.cli import main
-from runs.spec import load_spec
-from runs.store import Store
+from bilevel.runs.ablate import GROUPS, repeat_spec
+from bilevel.runs.cli import main
+from bilevel.runs.spec import load_spec
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "tiny.toml"
 

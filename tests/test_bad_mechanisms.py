@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from judge.stack import Mechanism, Stack
-from outer.authors.base import AuthorContext, Candidate
-from runs import driver
-from runs.spec import load_spec
-from runs.store import Store
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import AuthorContext, Candidate
+from bilevel.runs import driver
+from bilevel.runs.spec import load_spec
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "tiny.toml"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runs.cli import main
-from runs.store import Store
+from bilevel.runs.cli import main
+from bilevel.runs.store import Store
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult, Trial
-from judge.benchmarks import get_benchmark
-from judge.benchmarks import textsources as ts
-from judge.benchmarks.datamix import DatamixLM, allocate, mixture_weights
-from judge.benchmarks.ngram import train_ngram
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks import textsources as ts
+from bilevel.judge.benchmarks.datamix import DatamixLM, allocate, mixture_weights
+from bilevel.judge.benchmarks.ngram import train_ngram
+from bilevel.judge.errors import BenchmarkError
 
 SMALL = {"variants": 2, "sharpness": [0.1], "tokens": 32768, "val_bytes": 8192}
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from inner.loop import InnerSettings
-from inner.objective import ObjectiveError
-from inner.search_config import SearchConfig
-from judge.benchmarks import get_benchmark
-from judge.benchmarks.autoresearch import rewrite_block
-from judge.benchmarks.external import parse_param
-from judge.errors import BenchmarkError
-from judge.evaluate import evaluate_entry
-from judge.panels import PanelEntry
-from judge.stack import Stack
+from bilevel.inner.loop import InnerSettings
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.search_config import SearchConfig
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks.autoresearch import rewrite_block
+from bilevel.judge.benchmarks.external import parse_param
+from bilevel.judge.errors import BenchmarkError
+from bilevel.judge.evaluate import evaluate_entry
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Stack
 
 DATA = Path(__file__).parent / "data"
 COMMAND = f"{sys.executable} {DATA / 'bench_command.py'}"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from judge.decision import Evidence, Thresholds, decide
-from judge.errors import JudgeError
-from judge.evaluate import EvalResult, build_evidence
-from judge.stack import Stack
-from runs.spec import SpecError, load_spec
+from bilevel.judge.decision import Evidence, Thresholds, decide
+from bilevel.judge.errors import JudgeError
+from bilevel.judge.evaluate import EvalResult, build_evidence
+from bilevel.judge.stack import Stack
+from bilevel.runs.spec import SpecError, load_spec
 
 H = "0" * 64
 

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from inner.records import InnerResult, Trial
-from judge.errors import BenchmarkError
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.judge.errors import BenchmarkError
 
 pytest.importorskip("mlx.core")
 pytest.importorskip("mlx_lm")
 
-from judge.benchmarks import get_benchmark  # noqa: E402
-from judge.benchmarks.mlx_lora import SPACE, domain_shares  # noqa: E402
+from bilevel.judge.benchmarks import get_benchmark  # noqa: E402
+from bilevel.judge.benchmarks.mlx_lora import SPACE, domain_shares  # noqa: E402
 
 
 def test_space_has_the_nightly_ranges_and_shares_sum_to_one() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from judge.benchmarks import BENCHMARKS, get_benchmark
-from judge.errors import BenchmarkError
-from outer.evaluator import BenchmarkRef
+from bilevel.judge.benchmarks import BENCHMARKS, get_benchmark
+from bilevel.judge.errors import BenchmarkError
+from bilevel.outer.evaluator import BenchmarkRef
 
 DATA = Path(__file__).parent / "data"
 OPTIONS = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult, Trial
-from judge.benchmarks import get_benchmark
-from judge.benchmarks.tabular import HPOTabular, load_table
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.benchmarks.tabular import HPOTabular, load_table
+from bilevel.judge.errors import BenchmarkError
 
 
 def test_fifteen_datasets_over_three_suites() -> None:

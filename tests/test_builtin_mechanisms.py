@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from inner.space import Space
-from mechanisms import library, spacekit
-from mechanisms.contract import HOOK_NAMES
-from sandbox import SandboxSession, compile_mechanism
+from bilevel.inner.space import Space
+from bilevel.mechanisms import library, spacekit
+from bilevel.mechanisms.contract import HOOK_NAMES
+from bilevel.sandbox import SandboxSession, compile_mechanism
 
 EXPECTED_HOOKS = {
     "tabu": ["review", "observe"],

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inner.space import Space
-from judge.conformance import ConformanceReport, Example, check_conformance, examples
-from mechanisms import library
-from sandbox import Limits, Status
+from bilevel.inner.space import Space
+from bilevel.judge.conformance import ConformanceReport, Example, check_conformance, examples
+from bilevel.mechanisms import library
+from bilevel.sandbox import Limits, Status
 
 OUTSIDE = '''
 import spacekit

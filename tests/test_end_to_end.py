@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-import runs.driver
-from judge.errors import ManifestMismatch
-from judge.manifest import build_manifest
-from runs.cli import main
-from runs.store import Store
+import bilevel.runs.driver
+from bilevel.judge.errors import ManifestMismatch
+from bilevel.judge.manifest import build_manifest
+from bilevel.runs.cli import main
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "tiny.toml"
 SUMMARY_KEYS = ("run", "generations", "candidates", "kept", "val_improvement", "val_ci", "test_improvement",
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_end(tmp_path: Path, capsys: pytest.Captu
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _, reference = _run(whole, capsys)
 
-    proc = subprocess.Popen([sys.executable, "-m", "runs.cli", "run", "--spec", str(SPEC), "--store", str(killed)],
+    proc = subprocess.Popen([sys.executable, "-m", "bilevel.runs.cli", "run", "--spec", str(SPEC), "--store", str(killed)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert proc.stdout is not None
@@ -113,13 +113,13 @@ def test_a_changed_judge_stops_the_run(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["run", "--spec", str(SPEC), "--store", str(store), "--generations", "1", "--candidates", "1"]) == 0
     run_id = capsys.readouterr().out.splitlines()[0].split(": ")[1]
     tampered = tmp_path / "judge"
-    shutil.copytree(Path(runs.driver.__file__).resolve().parents[1] / "judge", tampered)
+    shutil.copytree(Path(bilevel.runs.driver.__file__).resolve().parents[1] / "judge", tampered)
     with (tampered / "decision.py").open("a") as f:
         f.write("\n# a one-line change to the judge\n")
-    monkeypatch.setattr(runs.driver, "build_manifest",
+    monkeypatch.setattr(bilevel.runs.driver, "build_manifest",
                         lambda b, p, t: build_manifest(b, p, t, judge_dir=tampered))
     with pytest.raises(ManifestMismatch):
-        runs.driver.execute(Store.in_dir(store), run_id)
+        bilevel.runs.driver.execute(Store.in_dir(store), run_id)
     assert main(["resume", run_id, "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert "judge source" in err
@@ -146,7 +146,7 @@ def test_sandbox_check_reports_one_mechanism(tmp_path: Path, capsys: pytest.Capt
     assert main(["sandbox-check", str(bad), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "policy_violation" and "'os'" in report["message"]
-    good = Path(runs.driver.__file__).resolve().parents[1] / "mechanisms" / "builtin" / "tabu.py"
+    good = Path(bilevel.runs.driver.__file__).resolve().parents[1] / "mechanisms" / "builtin" / "tabu.py"
     assert main(["sandbox-check", str(good)]) == 0
     assert "status: ok" in capsys.readouterr().out
     assert main(["sandbox-check", str(tmp_path / "missing.py")]) == 2

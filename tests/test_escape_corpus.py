@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Limits, Outcome, SandboxSession, Status
+from bilevel.sandbox import Limits, Outcome, SandboxSession, Status
 
 CORPUS = Path(__file__).parent / "corpus" / "escapes"
 MARKER_GLOB = "/tmp/bilevel-escape-*"

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from inner.loop import InnerSettings
-from inner.search_config import SearchConfig
-from judge.benchmarks import get_benchmark
-from judge.panels import PanelEntry, PanelSpec, split_panels
-from judge.stack import Mechanism, Stack
-from mechanisms.library import load_source
-from outer.evaluator import BenchmarkRef, PanelEvaluator
-from outer.executors import (
+from bilevel.inner.loop import InnerSettings
+from bilevel.inner.search_config import SearchConfig
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.panels import PanelEntry, PanelSpec, split_panels
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.mechanisms.library import load_source
+from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
+from bilevel.outer.executors import (
     Executor,
     ExecutorError,
     ExecutorKind,
@@ -29,10 +29,10 @@ from outer.executors import (
     Task,
     make_executor,
 )
-from runs.cli import main
-from runs.driver import create_run, execute
-from runs.spec import SpecError, load_spec
-from runs.store import Store
+from bilevel.runs.cli import main
+from bilevel.runs.driver import create_run, execute
+from bilevel.runs.spec import SpecError, load_spec
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "tiny.toml"
 OPTIONS = {"functions": [1, 8], "dimensions": [2], "instance_ids": list(range(1, 10))}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from inner.loop import InnerSettings, run_inner
-from inner.objective import ObjectiveError
-from inner.space import Config, FloatParam, SimplexParam, Space
+from bilevel.inner.loop import InnerSettings, run_inner
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.space import Config, FloatParam, SimplexParam, Space
 
 SPACE = Space((FloatParam("x", -1, 1), FloatParam("y", -1, 1), SimplexParam("mix", ("a", "b", "c"))))
 
@@ -85,9 +85,9 @@ def test_a_repeat_offender_is_disabled_after_max_faults() -> None:
 
 
 def test_ask_tell_makes_the_same_trials_as_run() -> None:
-    from inner.loop import InnerLoop
-    from inner.records import Trial
-    from mechanisms.library import load_source
+    from bilevel.inner.loop import InnerLoop
+    from bilevel.inner.records import Trial
+    from bilevel.mechanisms.library import load_source
 
     mechs = [(n, load_source(n)) for n in ("tabu", "trust_region", "elite_crossover")]
     settings = InnerSettings(budget=20, max_rejections=2)

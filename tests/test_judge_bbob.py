@@ -9,12 +9,12 @@ import cocoex
 import numpy as np
 import pytest
 
-from inner.objective import Objective, ObjectiveError
-from inner.records import InnerResult, Trial
-from judge.benchmarks import BENCHMARKS, get_benchmark
-from judge.benchmarks.base import Instance
-from judge.benchmarks.bbob import BBOB, TARGETS, empty_run_bound
-from judge.errors import BenchmarkError, JudgeError, UnknownBenchmark
+from bilevel.inner.objective import Objective, ObjectiveError
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.judge.benchmarks import BENCHMARKS, get_benchmark
+from bilevel.judge.benchmarks.base import Instance
+from bilevel.judge.benchmarks.bbob import BBOB, TARGETS, empty_run_bound
+from bilevel.judge.errors import BenchmarkError, JudgeError, UnknownBenchmark
 
 
 def _config(x: np.ndarray) -> dict[str, float]:

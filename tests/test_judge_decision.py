@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
-from judge.errors import JudgeError
+from bilevel.judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
+from bilevel.judge.errors import JudgeError
 
 H = "abc123"
 

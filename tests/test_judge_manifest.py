@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import judge
-from judge.benchmarks.bbob import BBOB
-from judge.decision import Thresholds
-from judge.errors import ManifestMismatch
-from judge.manifest import Manifest, build_manifest, judge_source_hash, verify_manifest
-from judge.panels import Panels, PanelSpec, split_panels
+import bilevel.judge as judge
+from bilevel.judge.benchmarks.bbob import BBOB
+from bilevel.judge.decision import Thresholds
+from bilevel.judge.errors import ManifestMismatch
+from bilevel.judge.manifest import Manifest, build_manifest, judge_source_hash, verify_manifest
+from bilevel.judge.panels import Panels, PanelSpec, split_panels
 
 JUDGE_DIR = Path(judge.__file__).resolve().parent
 

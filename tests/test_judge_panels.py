@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from judge.benchmarks.base import Instance
-from judge.benchmarks.bbob import BBOB
-from judge.errors import JudgeError
-from judge.panels import SEED_BASE, SEED_SPAN, PanelEntry, Panels, PanelSpec, split_panels
-from judge.stats import group_means, paired_bootstrap_ci, paired_sign_test
+from bilevel.judge.benchmarks.base import Instance
+from bilevel.judge.benchmarks.bbob import BBOB
+from bilevel.judge.errors import JudgeError
+from bilevel.judge.panels import SEED_BASE, SEED_SPAN, PanelEntry, Panels, PanelSpec, split_panels
+from bilevel.judge.stats import group_means, paired_bootstrap_ci, paired_sign_test
 
 PANELS = ("search", "validation", "test")
 

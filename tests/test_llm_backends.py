@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from llm_servers import AnthropicServer, OllamaServer
 
-from inner.chat import (
+from bilevel.inner.chat import (
     Caller,
     CallRecord,
     ChatConfigError,
@@ -17,9 +17,9 @@ from inner.chat import (
     ChatUnavailable,
     ReplayDivergence,
 )
-from outer.llm import build_model, model_ref, parse_spec
-from outer.llm.pricing import price_for
-from outer.llm.scripted import AUTHOR_MARK
+from bilevel.outer.llm import build_model, model_ref, parse_spec
+from bilevel.outer.llm.pricing import price_for
+from bilevel.outer.llm.scripted import AUTHOR_MARK
 
 FAST = ChatSettings(retries=3, backoff_s=0.001, timeout_s=10.0, max_tokens=256)
 PROPOSER_PROMPT = ('Search space:\n[{"name": "x0", "type": "float", "low": -5.0, "high": 5.0, "log": false}]\n\n'

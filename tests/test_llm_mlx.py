@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from inner.chat import Caller, ChatConfigError, ChatRequest, ChatSettings
-from outer.llm import build_model, model_ref
+from bilevel.inner.chat import Caller, ChatConfigError, ChatRequest, ChatSettings
+from bilevel.outer.llm import build_model, model_ref
 
 VOCAB = ["<unk>", "<s>", "</s>", *[chr(c) for c in range(32, 127)]]
 

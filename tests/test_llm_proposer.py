@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from inner.chat import Caller, ChatReply, ChatRequest, ChatSettings, ModelRef
-from inner.llm_proposer import LLMProposer, ProposalRejected, parse_proposal
-from inner.loop import InnerSettings, run_inner
-from inner.records import Trial
-from inner.search_config import SearchConfig
-from inner.space import CategoricalParam, FloatParam, IntParam, SimplexParam, Space
-from outer.llm import model_ref
+from bilevel.inner.chat import Caller, ChatReply, ChatRequest, ChatSettings, ModelRef
+from bilevel.inner.llm_proposer import LLMProposer, ProposalRejected, parse_proposal
+from bilevel.inner.loop import InnerSettings, run_inner
+from bilevel.inner.records import Trial
+from bilevel.inner.search_config import SearchConfig
+from bilevel.inner.space import CategoricalParam, FloatParam, IntParam, SimplexParam, Space
+from bilevel.outer.llm import model_ref
 
 SPACE = Space((FloatParam("lr", 1e-4, 1.0, log=True), IntParam("layers", 1, 8), CategoricalParam("act", ("relu", "gelu")),
                SimplexParam("mix", ("web", "code"))))
@@ -65,7 +65,7 @@ def test_garbage_is_rejected_with_reasons_then_the_fallback_proposes() -> None:
 
 
 def test_an_inner_run_with_the_scripted_model_records_its_calls() -> None:
-    from judge.benchmarks import get_benchmark
+    from bilevel.judge.benchmarks import get_benchmark
 
     bench = get_benchmark("bbob", {"functions": [1], "dimensions": [2], "instance_ids": [1]})
     inst = bench.instances()[0]

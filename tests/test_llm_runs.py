@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from llm_servers import AnthropicServer, OllamaServer
 
-import inner.llm_proposer
-from runs.cli import main
-from runs.store import Store
+import bilevel.inner.llm_proposer
+from bilevel.runs.cli import main
+from bilevel.runs.store import Store
 
 TINY = (Path(__file__).parent / "data" / "tiny.toml").read_text()
 
@@ -104,8 +104,8 @@ def test_replay_reproduces_verdicts_and_scores_and_names_divergence(
     assert store.ledger(replay_id)["inner"]["calls"] == store.ledger(summary["run"])["inner"]["calls"]
     assert all(c["replayed"] for c in store.llm_calls(replay_id))
 
-    system, user, digest = inner.llm_proposer.prompt_texts()
-    monkeypatch.setattr(inner.llm_proposer, "prompt_texts", lambda *a: (system + "Be bold.\n", user, digest))
+    system, user, digest = bilevel.inner.llm_proposer.prompt_texts()
+    monkeypatch.setattr(bilevel.inner.llm_proposer, "prompt_texts", lambda *a: (system + "Be bold.\n", user, digest))
     assert main(["replay", summary["run"], "--store", store_dir]) == 1
     out = capsys.readouterr().out
     assert "replay: diverged" in out and "differs from the recorded one" in out and "+Be bold." in out
@@ -146,8 +146,8 @@ def test_model_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_one_setting_drives_both_loops_unless_an_ablation_says_otherwise() -> None:
-    from runs.llm_setup import author_model, inner_model
-    from runs.spec import SpecError, load_spec
+    from bilevel.runs.llm_setup import author_model, inner_model
+    from bilevel.runs.spec import SpecError, load_spec
 
     same = load_spec(None, {"run": {"author": "llm"}, "llm": {"model": "ollama:qwen2.5:7b", "temperature": 0.3}})
     inner_ref, author_ref = inner_model(same), author_model(same)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from inner.loop import InnerSettings, run_inner
-from judge.benchmarks import get_benchmark
-from judge.stack import Mechanism
-from mechanisms.library import BUILTIN_NAMES, load_source
+from bilevel.inner.loop import InnerSettings, run_inner
+from bilevel.judge.benchmarks import get_benchmark
+from bilevel.judge.stack import Mechanism
+from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 
 BENCH = get_benchmark("bbob", {"functions": [8], "dimensions": [5], "instance_ids": [1]})
 SETTINGS = InnerSettings(budget=40)
@@ -48,7 +48,7 @@ def test_inner_run_resumes_to_the_same_trials() -> None:
 
 
 def test_a_reused_worker_gives_the_same_run_as_a_fresh_one() -> None:
-    from inner.loop import SessionPool
+    from bilevel.inner.loop import SessionPool
 
     mechs = [Mechanism(n, load_source(n)) for n in ("tabu", "restart_plateau")]
     instance = BENCH.instances()[0]

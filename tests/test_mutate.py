@@ -6,7 +6,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outer.mutate import mutate_constants, tunables
+from bilevel.outer.mutate import mutate_constants, tunables
 
 SOURCE = '''"""doc"""
 import math

@@ -14,9 +14,9 @@ from optuna.testing.pytest_samplers import (
     SingleOnlySamplerTestCase,
 )
 
-from judge.stack import Mechanism, Stack
-from mechanisms.library import load_source
-from runs.optuna_sampler import StackSampler, write_sampler_file
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.mechanisms.library import load_source
+from bilevel.runs.optuna_sampler import StackSampler, write_sampler_file
 
 STACK = Stack(tuple(Mechanism(n, load_source(n)) for n in ("tabu", "ucb_bandit", "lhs_design")))
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from inner.records import InnerResult, Trial
-from inner.search_config import SearchConfig
-from inner.space import FloatParam, Space
-from judge.stack import Mechanism, Stack
-from mechanisms.library import BUILTIN_NAMES, load_source
-from outer.authors.base import AuthorContext
-from outer.authors.offline import OfflineAuthor
-from outer.level15 import propose_config
-from outer.mutate import tunables
-from outer.traces import TraceReport, analyse
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.inner.search_config import SearchConfig
+from bilevel.inner.space import FloatParam, Space
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
+from bilevel.outer.authors.base import AuthorContext
+from bilevel.outer.authors.offline import OfflineAuthor
+from bilevel.outer.level15 import propose_config
+from bilevel.outer.mutate import tunables
+from bilevel.outer.traces import TraceReport, analyse
 
 SPACE = Space((FloatParam("x0", -5, 5), FloatParam("x1", -5, 5), FloatParam("x2", -5, 5)))
 

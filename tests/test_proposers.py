@@ -14,18 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inner.proposers import (
-    GreedyProposer,
-    OptunaProposer,
-    Proposer,
-    ProposerError,
-    RandomProposer,
-    make_proposer,
-)
-from inner.records import Trial
-from inner.search_config import SearchConfig, Strategy
-from inner.space import CategoricalParam, Config, FloatParam, IntParam, Param, SimplexParam, Space
-from mechanisms import spacekit
+from bilevel.inner.optuna_proposer import OptunaProposer
+from bilevel.inner.proposer_factory import make_proposer
+from bilevel.inner.proposers import GreedyProposer, Proposer, ProposerError, RandomProposer
+from bilevel.inner.records import Trial
+from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, Param, SimplexParam, Space
+from bilevel.mechanisms import spacekit
 
 ALL = list(Strategy)
 OPTUNA = [Strategy.TPE, Strategy.CMAES, Strategy.QMC, Strategy.OPTUNA_RANDOM]

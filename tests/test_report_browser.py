@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from runs.cli import main
-from runs.report import PLOT_IDS
-from runs.store import Store
+from bilevel.runs.cli import main
+from bilevel.runs.report import PLOT_IDS
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "tiny.toml"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

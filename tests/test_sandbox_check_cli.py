@@ -13,7 +13,7 @@ CORPUS = Path(__file__).parent / "corpus" / "escapes"
 
 
 def sandbox_check_json(path: Path) -> tuple[int, dict[str, object]]:
-    from runs.cli import main
+    from bilevel.runs.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

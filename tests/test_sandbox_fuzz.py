@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proc_helpers import worker_children
 
-from sandbox import Status
+from bilevel.sandbox import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = sorted((ROOT / "mechanisms" / "builtin").glob("*.py")) + [
@@ -102,7 +102,7 @@ SOURCES = st.one_of(
 
 def sandbox_check(source: str) -> tuple[int, str]:
     """``bilevel sandbox-check FILE --json --examples 2`` in-process; (exit status, stdout)."""
-    from runs.cli import main
+    from bilevel.runs.cli import main
 
     with tempfile.TemporaryDirectory(prefix="bilevel-fuzz-") as tmp:
         path = Path(tmp) / "mechanism.py"

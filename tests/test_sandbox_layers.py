@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-import sandbox.session as session_module
-from sandbox import Limits, Outcome, SandboxSession, Status
-from sandbox.session import ROOT
-from sandbox.worker import OS_LAYERS, import_seccomp
+import bilevel.sandbox.session as session_module
+from bilevel.sandbox import Limits, Outcome, SandboxSession, Status
+from bilevel.sandbox.session import ROOT
+from bilevel.sandbox.worker import OS_LAYERS, import_seccomp
 
 SPACE: dict[str, Any] = {"params": [{"name": "x", "type": "float", "low": 0.0, "high": 1.0, "log": False}]}
 # Generous: these calls do little, but the machine is shared and may be loaded.
@@ -39,8 +39,8 @@ LIMITS = Limits(call_timeout_s=20.0, run_timeout_s=120.0, memory_bytes=768 << 20
 BYPASS_WORKER = textwrap.dedent('''
     import ast, ctypes, functools, os, socket, subprocess, sys
     sys.path.insert(0, ROOT)
-    from sandbox import policy, worker
-    from sandbox.outcome import Outcome, Status
+    from bilevel.sandbox import policy, worker
+    from bilevel.sandbox.outcome import Outcome, Status
 
     def compile_plain(source, filename="<mechanism>"):
         hooks = policy.hook_names(ast.parse(source))
@@ -247,7 +247,7 @@ def test_rlimits_alone_stop_memory_and_file_growth(tmp_path: Path, monkeypatch: 
 DEGRADED_WORKER = textwrap.dedent('''
     import sys
     sys.path.insert(0, ROOT)
-    from sandbox import worker
+    from bilevel.sandbox import worker
     worker.import_seccomp = lambda: None   # as on a machine without pyseccomp or libseccomp.so.2
     worker.try_netns = lambda: False       # as on a machine without network namespaces
     worker.main()

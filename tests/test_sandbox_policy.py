@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from sandbox import PolicyViolation, Status, compile_mechanism, policy
-from sandbox.facades import NUMPY, build_modules
-from sandbox.policy import BASE_BUILTINS, Namespace, compile_source, restricted_globals, take_violations
+from bilevel.sandbox import PolicyViolation, Status, compile_mechanism, policy
+from bilevel.sandbox.facades import NUMPY, build_modules
+from bilevel.sandbox.policy import (
+    BASE_BUILTINS,
+    Namespace,
+    compile_source,
+    restricted_globals,
+    take_violations,
+)
 
 
 def load(source: str) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from proc_helpers import process_gone, worker_children
 
-import sandbox.session as session_module
-from sandbox import Limits, Outcome, SandboxSession, Status
-from sandbox.session import ROOT
-from sandbox.worker import WARMUP_SOURCE
+import bilevel.sandbox.session as session_module
+from bilevel.sandbox import Limits, Outcome, SandboxSession, Status
+from bilevel.sandbox.session import ROOT
+from bilevel.sandbox.worker import WARMUP_SOURCE
 
 SPACE: dict[str, Any] = {"params": [
     {"name": "x", "type": "float", "low": 0.0, "high": 1.0, "log": False},
@@ -348,7 +348,7 @@ def test_malformed_worker_output_is_a_crash_not_an_exception(monkeypatch: pytest
 AUDIT_PROBE = textwrap.dedent('''
     import ctypes, json, os, socket, subprocess, sys
     sys.path.insert(0, ROOT)
-    from sandbox import worker
+    from bilevel.sandbox import worker
     out = os.dup(1)
     layers = worker.harden({"memory_bytes": 1 << 30, "cpu_s": 60, "file_size_bytes": 0, "open_files": 64})
     results = {"layers": layers}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inner.space import CategoricalParam, FloatParam, IntParam, SimplexParam, Space, SpaceError
+from bilevel.inner.space import CategoricalParam, FloatParam, IntParam, SimplexParam, Space, SpaceError
 
 
 @st.composite

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from runs.spec import DEFAULTS, SpecError, load_spec
+from bilevel.runs.spec import DEFAULTS, SpecError, load_spec
 
 
 def test_defaults_load() -> None:

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judge.panels import PanelEntry
-from judge.stack import Mechanism, Stack
-from outer.authors.base import Candidate
-from runs.store import Store, StoreError, UnknownRun
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import Candidate
+from bilevel.runs.store import Store, StoreError, UnknownRun
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from runs.cli import main
-from runs.compare import subject, warnings
-from runs.recipe import RecipeError, import_recipe
-from runs.store import Store
+from bilevel.runs.cli import main
+from bilevel.runs.compare import subject, warnings
+from bilevel.runs.recipe import RecipeError, import_recipe
+from bilevel.runs.store import Store
 
 SPEC = Path(__file__).parent / "data" / "workflows.toml"
 

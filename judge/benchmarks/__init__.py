@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from judge.benchmarks.autoresearch import AutoresearchGPT
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.bbob import BBOB
-from judge.benchmarks.datamix import DatamixLM
-from judge.benchmarks.external import CommandBenchmark, PythonBenchmark
-from judge.benchmarks.mlx_lora import MlxLora
-from judge.benchmarks.tabular import HPOTabular
-from judge.errors import BenchmarkError, UnknownBenchmark
+from bilevel.judge.benchmarks.autoresearch import AutoresearchGPT
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.bbob import BBOB
+from bilevel.judge.benchmarks.datamix import DatamixLM
+from bilevel.judge.benchmarks.external import CommandBenchmark, PythonBenchmark
+from bilevel.judge.benchmarks.mlx_lora import MlxLora
+from bilevel.judge.benchmarks.tabular import HPOTabular
+from bilevel.judge.errors import BenchmarkError, UnknownBenchmark
 
 _REGISTRY: dict[str, type[Benchmark]] = {
     "bbob": BBOB, "datamix-lm": DatamixLM, "hpo-tabular": HPOTabular, "mlx-lora": MlxLora,

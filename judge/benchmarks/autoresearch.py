@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import Config, Space
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.common import check_float, check_int, check_strings, curve
-from judge.benchmarks.external import parse_param, read_number, run_trial
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import Config, Space
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.common import check_float, check_int, check_strings, curve
+from bilevel.judge.benchmarks.external import parse_param, read_number, run_trial
+from bilevel.judge.errors import BenchmarkError
 
 DEFAULT_PARAMS = ("DEPTH:int:4:12", "MATRIX_LR:float:0.005:0.1:log", "EMBEDDING_LR:float:0.1:1.5:log",
                   "UNEMBEDDING_LR:float:0.001:0.02:log", "SCALAR_LR:float:0.1:1.0:log",

@@ -20,10 +20,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from inner.objective import Objective
-from inner.records import InnerResult
-from inner.space import Space
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import Objective
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import Space
+from bilevel.judge.errors import BenchmarkError
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ from typing import Any
 import cocoex
 import numpy as np
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import Config, FloatParam, Space
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import Config, FloatParam, Space
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.errors import BenchmarkError
 
 LOWER, UPPER = -5.0, 5.0
 REGRET_FLOOR = 1e-8

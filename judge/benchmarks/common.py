@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from inner.records import InnerResult, Trial
-from judge.errors import BenchmarkError
+from bilevel.inner.records import InnerResult, Trial
+from bilevel.judge.errors import BenchmarkError
 
 
 @dataclass(frozen=True)

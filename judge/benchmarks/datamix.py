@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import CategoricalParam, Config, FloatParam, IntParam, SimplexParam, Space
-from judge.benchmarks import textsources as ts
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.common import check_choice, check_float, check_int, check_strings, curve
-from judge.benchmarks.ngram import MAX_ORDER, train_ngram
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, SimplexParam, Space
+from bilevel.judge.benchmarks import textsources as ts
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.common import check_choice, check_float, check_int, check_strings, curve
+from bilevel.judge.benchmarks.ngram import MAX_ORDER, train_ngram
+from bilevel.judge.errors import BenchmarkError
 
 LEARNERS = ("ngram", "neural")
 DEFAULT_SHARPNESS = (0.05, 0.1, 0.3)
@@ -143,7 +143,7 @@ class DatamixObjective:
                 raise ObjectiveError(f"bad n-gram hyperparameters in {config!r}: {exc}") from exc
             bpb = model.bits_per_byte(val)
         else:
-            from judge.benchmarks.neural_lm import train_and_score
+            from bilevel.judge.benchmarks.neural_lm import train_and_score
 
             bpb = train_and_score(data, val, config, seed=self.seed, doc_len=ts.DOC_LEN)
         if not math.isfinite(bpb):
@@ -191,7 +191,7 @@ class DatamixLM(Benchmark):
         for p in self.text_dirs:
             _real_text(p)  # refuse a bad directory when the run starts
         if self.learner == "neural":
-            from judge.benchmarks.neural_lm import require_torch
+            from bilevel.judge.benchmarks.neural_lm import require_torch
 
             require_torch()
 

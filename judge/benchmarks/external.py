@@ -39,12 +39,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import CategoricalParam, Config, FloatParam, IntParam, Param, SimplexParam, Space, SpaceError
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.common import check_choice, check_float, check_strings, curve
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import (
+    CategoricalParam,
+    Config,
+    FloatParam,
+    IntParam,
+    Param,
+    SimplexParam,
+    Space,
+    SpaceError,
+)
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.common import check_choice, check_float, check_strings, curve
+from bilevel.judge.errors import BenchmarkError
 
 EMPTY_SCORE = 1e9
 STDERR_TAIL = 600

@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import Config, FloatParam, IntParam, Space
-from judge.benchmarks import textsources as ts
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.common import check_choice, check_float, check_int, curve
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import Config, FloatParam, IntParam, Space
+from bilevel.judge.benchmarks import textsources as ts
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.common import check_choice, check_float, check_int, curve
+from bilevel.judge.errors import BenchmarkError
 
 TASK_DOMAINS = ("code", "math", "chat")
 SOURCES = {"code": "near_a", "math": "near_b", "chat": "scarce", "general": "easy"}

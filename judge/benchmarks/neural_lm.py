@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from inner.objective import ObjectiveError
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.judge.errors import BenchmarkError
 
 CONTEXT = 8
 MAX_STEPS = 400

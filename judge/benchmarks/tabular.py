@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from inner.objective import ObjectiveError
-from inner.records import InnerResult
-from inner.space import CategoricalParam, Config, Space
-from judge.benchmarks.base import Benchmark, Instance, RunScore
-from judge.benchmarks.common import check_strings, curve
-from judge.errors import BenchmarkError
+from bilevel.inner.objective import ObjectiveError
+from bilevel.inner.records import InnerResult
+from bilevel.inner.space import CategoricalParam, Config, Space
+from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
+from bilevel.judge.benchmarks.common import check_strings, curve
+from bilevel.judge.errors import BenchmarkError
 
 SUITES = ("hpobench", "hpolib", "nasbench201")
 

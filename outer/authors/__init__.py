@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from inner.chat import Caller
-from outer.authors.base import Author, AuthorContext, Candidate, UnknownAuthor
-from outer.authors.llm import Check, LLMAuthor
-from outer.authors.offline import OfflineAuthor
+from bilevel.inner.chat import Caller
+from bilevel.outer.authors.base import Author, AuthorContext, Candidate, UnknownAuthor
+from bilevel.outer.authors.llm import Check, LLMAuthor
+from bilevel.outer.authors.offline import OfflineAuthor
 
 AUTHORS = ("offline", "llm")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from judge.stack import Mechanism, Stack
-from outer.errors import OuterError
-from outer.traces import TraceReport
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.errors import OuterError
+from bilevel.outer.traces import TraceReport
 
 
 class UnknownAuthor(OuterError):

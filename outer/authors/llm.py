@@ -25,9 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from inner.chat import Caller, ChatRequest
-from judge.stack import Mechanism, Stack
-from outer.authors.base import AuthorContext, Candidate
+from bilevel.inner.chat import Caller, ChatRequest
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import AuthorContext, Candidate
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 PROMPT_VERSION = "author_v1"
@@ -123,7 +123,7 @@ class LLMAuthor:
                    f"({str(e['reason'])[:300]})" for e in ctx.lineage[-MAX_LINEAGE:]]
         lineage += [f"- g{ctx.generation} {c.operation}: written this generation, not judged yet" for c in made]
         return template.format(
-            inner_source=module_source("inner.loop"), contract_source=module_source("mechanisms.contract"),
+            inner_source=module_source("bilevel.inner.loop"), contract_source=module_source("bilevel.mechanisms.contract"),
             search=json.dumps(ctx.incumbent.search.to_json(), sort_keys=True),
             incumbent=incumbent or "(no mechanisms yet: the base proposer searches alone)",
             analysis="\n".join(f"- {line}" for line in ctx.analysis.lines()),

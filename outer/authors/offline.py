@@ -19,10 +19,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from judge.stack import Mechanism, Stack
-from outer.authors.base import AuthorContext, Candidate
-from outer.mutate import mutate_constants
-from outer.traces import TraceReport
+from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import AuthorContext, Candidate
+from bilevel.outer.mutate import mutate_constants
+from bilevel.outer.traces import TraceReport
 
 CUES: tuple[tuple[str, Callable[[TraceReport], float]], ...] = (
     ("tabu", lambda a: a.repeated_share * 4),

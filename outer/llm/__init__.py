@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from inner.chat import ChatConfigError, ChatModel, ChatSettings, ModelRef
-from outer.llm.pricing import price_for
+from bilevel.inner.chat import ChatConfigError, ChatModel, ChatSettings, ModelRef
+from bilevel.outer.llm.pricing import price_for
 
 BACKENDS = ("anthropic", "ollama", "mlx", "scripted", "replay")
 
@@ -35,7 +35,7 @@ def model_ref(spec: str, settings: ChatSettings | None = None, prices: dict[str,
               options: dict[str, str] | None = None) -> ModelRef:
     """The reference a run records for ``spec``, with its price (the table, overridden by ``prices``)."""
     parse_spec(spec)
-    return ModelRef(spec, settings or ChatSettings(), "outer.llm:build_model", price_for(spec, prices or {}),
+    return ModelRef(spec, settings or ChatSettings(), "bilevel.outer.llm:build_model", price_for(spec, prices or {}),
                     tuple(sorted((options or {}).items())))
 
 
@@ -43,22 +43,22 @@ def build_model(ref: ModelRef) -> ChatModel:
     """Build the backend of ``ref`` (the factory ``ModelRef.build`` calls, in whichever process)."""
     backend, _ = parse_spec(ref.spec)
     if backend == "anthropic":
-        from outer.llm.anthropic_backend import AnthropicModel
+        from bilevel.outer.llm.anthropic_backend import AnthropicModel
 
         return AnthropicModel(ref)
     if backend == "ollama":
-        from outer.llm.ollama_backend import OllamaModel
+        from bilevel.outer.llm.ollama_backend import OllamaModel
 
         return OllamaModel(ref)
     if backend == "mlx":
-        from outer.llm.mlx_backend import MlxModel
+        from bilevel.outer.llm.mlx_backend import MlxModel
 
         return MlxModel(ref)
     if backend == "scripted":
-        from outer.llm.scripted import ScriptedModel
+        from bilevel.outer.llm.scripted import ScriptedModel
 
         return ScriptedModel(ref)
-    from outer.llm.replay import ReplayModel
+    from bilevel.outer.llm.replay import ReplayModel
 
     return ReplayModel(ref)
 

@@ -13,7 +13,7 @@ import os
 
 import anthropic
 
-from inner.chat import (
+from bilevel.inner.chat import (
     ChatConfigError,
     ChatError,
     ChatRateLimited,

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from inner.chat import ChatConfigError, ChatError, ChatReply, ChatRequest, ChatSettings, ModelRef
+from bilevel.inner.chat import ChatConfigError, ChatError, ChatReply, ChatRequest, ChatSettings, ModelRef
 
 _LOCK = threading.Lock()
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import ollama
 
-from inner.chat import (
+from bilevel.inner.chat import (
     ChatConfigError,
     ChatError,
     ChatRateLimited,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inner.chat import ChatConfigError
+from bilevel.inner.chat import ChatConfigError
 
 PRICES: dict[str, tuple[float, float]] = {
     "anthropic:claude-opus": (15.0, 75.0),

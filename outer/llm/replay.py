@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from inner.chat import (
+from bilevel.inner.chat import (
     ChatConfigError,
     ChatError,
     ChatReply,

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from inner.chat import ChatConfigError, ChatReply, ChatRequest, ChatSettings, ModelRef
+from bilevel.inner.chat import ChatConfigError, ChatReply, ChatRequest, ChatSettings, ModelRef
 
 BROKEN_MECHANISM = '''"""Tabu list, first draft (uses a module the sandbox refuses)."""
 import os

@@ -19,10 +19,10 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="run store directory (default: %(default)s)")
 
 MODULES: tuple[str, ...] = (
-    "runs.commands.lineage",
-    "runs.commands.compare",
-    "runs.commands.report",
-    "runs.commands.import_recipe",
-    "runs.commands.ablate",
-    "runs.commands.replay",
+    "bilevel.runs.commands.lineage",
+    "bilevel.runs.commands.compare",
+    "bilevel.runs.commands.report",
+    "bilevel.runs.commands.import_recipe",
+    "bilevel.runs.commands.ablate",
+    "bilevel.runs.commands.replay",
 )

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from runs.ablate import ABLATE_DEFAULTS, GROUPS, run_ablation
-from runs.commands import add_store_argument
-from runs.progress import Progress
-from runs.spec import SpecError, load_spec
-from runs.store import Store
+from bilevel.runs.ablate import ABLATE_DEFAULTS, GROUPS, run_ablation
+from bilevel.runs.commands import add_store_argument
+from bilevel.runs.progress import Progress
+from bilevel.runs.spec import SpecError, load_spec
+from bilevel.runs.store import Store
 
 NAME = "ablate"
 HELP = "run the ablation groups A (inner only), B (+1.5), C (+1.5+2), D (+2) and the controls, N repeats each"

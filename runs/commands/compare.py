@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from runs.commands import add_store_argument
-from runs.compare import find_lineage_run, subject, table_lines
-from runs.progress import Progress
-from runs.store import Store, StoreError
+from bilevel.runs.commands import add_store_argument
+from bilevel.runs.compare import find_lineage_run, subject, table_lines
+from bilevel.runs.progress import Progress
+from bilevel.runs.store import Store, StoreError
 
 NAME = "compare"
 HELP = "compare runs (final stacks) or lineages (RUN:ID or ID) on their test panels, with CIs and costs"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from runs.commands import add_store_argument
-from runs.recipe import import_recipe
-from runs.store import Store
+from bilevel.runs.commands import add_store_argument
+from bilevel.runs.recipe import import_recipe
+from bilevel.runs.store import Store
 
 NAME = "import"
 HELP = "import a recipe file as a run (it then shows, compares, reports and replays)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from runs.commands import add_store_argument
-from runs.lineage import stack_diff, tree_lines
-from runs.store import Store
+from bilevel.runs.commands import add_store_argument
+from bilevel.runs.lineage import stack_diff, tree_lines
+from bilevel.runs.store import Store
 
 NAME = "lineage"
 HELP = "the tree of mechanism stacks (author, generation, verdict, reason, numbers); --diff ID for a source diff"

@@ -16,13 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inner.chat import ReplayDivergence
-from runs.commands import add_store_argument, replay_stack
-from runs.driver import create_run, effective_spec, execute
-from runs.progress import Progress
-from runs.spec import RunSpec
-from runs.store import Store
-from runs.views import last_summary
+from bilevel.inner.chat import ReplayDivergence
+from bilevel.runs.commands import add_store_argument, replay_stack
+from bilevel.runs.driver import create_run, effective_spec, execute
+from bilevel.runs.progress import Progress
+from bilevel.runs.spec import RunSpec
+from bilevel.runs.store import Store
+from bilevel.runs.views import last_summary
 
 NAME = "replay"
 HELP = ("re-run a whole run from its record (no model) and check verdicts and scores are identical; "

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from runs.progress import Progress
-from runs.replay_stack import replay_stack
-from runs.store import Store
+from bilevel.runs.progress import Progress
+from bilevel.runs.replay_stack import replay_stack
+from bilevel.runs.store import Store
 
 DEFAULT_INSTANCES = ["4"]
 DEFAULT_SEEDS = [100_000, 100_001]

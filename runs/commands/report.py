@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from runs.commands import add_store_argument
-from runs.progress import Progress
-from runs.replay_stack import replay_stack
-from runs.report import write_report
-from runs.store import Store
+from bilevel.runs.commands import add_store_argument
+from bilevel.runs.progress import Progress
+from bilevel.runs.replay_stack import replay_stack
+from bilevel.runs.report import write_report
+from bilevel.runs.store import Store
 
 NAME = "report"
 HELP = "write a self-contained HTML report with plots (opens in a browser, no server)"

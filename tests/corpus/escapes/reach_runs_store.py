@@ -1,7 +1,7 @@
 # expect: policy_violation
-# message: module 'runs'
+# message: module 'bilevel.runs'
 # From-import of the host's own run store package.
-from runs import store
+from bilevel.runs import store
 
 
 def propose(ctx, state):
