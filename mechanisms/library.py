@@ -36,7 +36,7 @@ def load_source(name: str) -> str:
     """The source text of the built-in (or control) mechanism ``name``."""
     if name not in ALL_NAMES:
         raise UnknownMechanismError(f"unknown built-in mechanism {name!r}; known: {', '.join(ALL_NAMES)}")
-    return resources.files("mechanisms").joinpath("builtin", f"{name}.py").read_text(encoding="utf-8")
+    return resources.files("bilevel.mechanisms").joinpath("builtin", f"{name}.py").read_text(encoding="utf-8")
 
 
 def all_sources() -> dict[str, str]:

@@ -92,8 +92,10 @@ def merge(base: dict[str, dict[str, Any]], updates: dict[str, Any], source: str)
     return out
 
 
-def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunSpec:
-    """The defaults, then the TOML file at ``path``, then ``overrides`` (from flags)."""
+def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None,
+              source: str = "command line") -> RunSpec:
+    """The defaults, then the TOML file at ``path``, then ``overrides`` (from flags, or the dict given to
+    ``bilevel.run``; ``source`` names them in error messages)."""
     data = copy.deepcopy(DEFAULTS)
     parsed: dict[str, Any] = {}
     if path is not None:
@@ -107,7 +109,7 @@ def load_spec(path: Path | None = None, overrides: dict[str, Any] | None = None)
     if path is not None:
         data = merge(data, parsed, str(path))
     if overrides:
-        data = merge(data, overrides, "command line")
+        data = merge(data, overrides, source)
     _check_ranges(data)
     return RunSpec(data)
 
