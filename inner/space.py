@@ -72,7 +72,7 @@ def _check_param(p: Param) -> None:
     if not p.name or not isinstance(p.name, str):
         raise SpaceError("every parameter needs a non-empty string name")
     if isinstance(p, FloatParam | IntParam):
-        if not (math.isfinite(p.low) and math.isfinite(p.high)) or p.low > p.high:
+        if not (_is_finite_number(p.low) and _is_finite_number(p.high)) or p.low > p.high:
             raise SpaceError(f"parameter {p.name!r}: need finite low <= high, got [{p.low}, {p.high}]")
         if p.log and p.low <= 0:
             raise SpaceError(f"parameter {p.name!r}: a log-scale range needs low > 0, got {p.low}")
@@ -83,6 +83,8 @@ def _check_param(p: Param) -> None:
             raise SpaceError(f"parameter {p.name!r}: categorical choices must be distinct")
         if not all(isinstance(c, str | int | float | bool) for c in p.choices):
             raise SpaceError(f"parameter {p.name!r}: choices must be strings, numbers or booleans")
+        if not all(isinstance(c, str | bool) or _is_finite_number(c) for c in p.choices):
+            raise SpaceError(f"parameter {p.name!r}: numeric choices must be finite, got {list(p.choices)}")
     elif isinstance(p, SimplexParam):
         if len(p.domains) < 2 or len(set(p.domains)) != len(p.domains):
             raise SpaceError(f"parameter {p.name!r}: a simplex needs two or more distinct domain names")
@@ -156,9 +158,10 @@ class Space:
         if not isinstance(config, dict):
             raise SpaceError(f"a config must be a dict of parameter values, got {type(config).__name__}")
         try:
-            return spacekit.repair(self.to_json(), config)
-        except (ValueError, TypeError) as exc:
-            raise SpaceError(str(exc)) from exc
+            repaired = spacekit.repair(self.to_json(), config)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SpaceError(f"cannot repair the config: {exc}") from exc
+        return self.validate(repaired)
 
 
 def _param_from_json(p: Any) -> Param:
@@ -176,29 +179,69 @@ def _param_from_json(p: Any) -> Param:
             return SimplexParam(p["name"], tuple(str(d) for d in p["domains"]))
     except KeyError as exc:
         raise SpaceError(f"parameter {p.get('name')!r} of type {kind!r} lacks {exc.args[0]!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SpaceError(f"parameter {p.get('name')!r} of type {kind!r} has a bad bound or list: {exc}") from exc
     raise SpaceError(f"parameter {p['name']!r}: unknown type {kind!r}; use float, int, categorical or simplex")
+
+
+#: How far a simplex weight may exceed 1 and the weights' sum may miss 1 (rounding of the mechanism's arithmetic).
+SUM_TOLERANCE = 1e-6
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+def _is_finite_number(x: Any) -> bool:
+    """A number that is not NaN or infinite; an int is always finite (``math.isfinite`` would overflow on 10**400)."""
+    if not _is_number(x):
+        return False
+    return isinstance(x, int) or math.isfinite(x)
+
+
+def _show(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _matches(choice: Any, value: Any) -> bool:
+    """A categorical value matches a choice by type and value: True is not 1, and 1.0 is not 1."""
+    return type(choice) is type(value) and choice == value
+
+
+def _check_number(p: FloatParam | IntParam, value: Any) -> None:
+    if isinstance(p, IntParam):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise SpaceError(f"{p.name} must be an integer (an int, not a float or a bool), got {_show(value)} "
+                             f"({type(value).__name__}); give a whole number without a decimal point")
+    elif not _is_finite_number(value):
+        raise SpaceError(f"{p.name} must be a finite number, got {_show(value)}")
+    # Python compares ints and floats exactly, so a huge int is simply out of range (no float conversion).
+    if not p.low <= value <= p.high:
+        raise SpaceError(f"{p.name}={_show(value)} is outside [{p.low}, {p.high}]; clip it into range")
+
+
+def _check_simplex(p: SimplexParam, value: Any) -> None:
+    if not isinstance(value, dict) or set(value) != set(p.domains):
+        raise SpaceError(f"{p.name} must map exactly the domains {list(p.domains)} to weights, got {_show(value)}")
+    for domain, w in value.items():
+        if not _is_finite_number(w) or not 0 <= w <= 1 + SUM_TOLERANCE:
+            raise SpaceError(f"{p.name}: each weight must be a finite number in [0, 1], got {domain}={_show(w)}; "
+                             "give non-negative weights that sum to 1")
+    # Every weight is in [0, 1 + tol], so the sum is bounded by the number of domains: fsum cannot overflow.
+    total = math.fsum(float(w) for w in value.values())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise SpaceError(f"{p.name}: weights must sum to 1 (they sum to {total:.6g}); renormalise them")
+
+
 def _check_value(p: Param, value: Any) -> None:
+    """Raise SpaceError (showing the value) unless ``value`` is a valid value of ``p``; never another error."""
     if isinstance(p, FloatParam | IntParam):
-        if not _is_number(value) or not math.isfinite(value):
-            raise SpaceError(f"{p.name} must be a finite number, got {value!r}")
-        if isinstance(p, IntParam) and value != int(value):
-            raise SpaceError(f"{p.name} must be an integer, got {value!r}")
-        if not p.low <= value <= p.high:
-            raise SpaceError(f"{p.name}={value!r} is outside [{p.low}, {p.high}]; clip it into range")
+        _check_number(p, value)
     elif isinstance(p, CategoricalParam):
-        if value not in p.choices:
-            raise SpaceError(f"{p.name}={value!r} is not one of {list(p.choices)}")
+        if not any(_matches(c, value) for c in p.choices):
+            raise SpaceError(f"{p.name}={_show(value)} ({type(value).__name__}) is not one of {list(p.choices)}; "
+                             "a choice matches by type and value (true is not 1, 1.0 is not 1)")
     else:
-        if not isinstance(value, dict) or set(value) != set(p.domains):
-            raise SpaceError(f"{p.name} must map exactly the domains {list(p.domains)} to weights")
-        ws = list(value.values())
-        if not all(_is_number(w) and math.isfinite(w) and w >= 0 for w in ws):
-            raise SpaceError(f"{p.name}: weights must be finite and >= 0, got {value!r}")
-        if abs(math.fsum(ws) - 1.0) > 1e-6:
-            raise SpaceError(f"{p.name}: weights must sum to 1 (they sum to {math.fsum(ws):.6g}); renormalise them")
+        _check_simplex(p, value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from bilevel.runs.llm_setup import ledger_lines
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import SpecError, load_spec
 from bilevel.runs.store import Store, StoreError
+from bilevel.runs.terminal import say, strict_json
 from bilevel.runs.views import last_summary, lineage_lines, results_tsv, sandbox_layers_line
 from bilevel.sandbox.outcome import SandboxError
 
@@ -122,7 +122,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _print_summary(lines: Sequence[str]) -> None:
     print("--- summary ---")
     for line in lines:
-        print(line)
+        say(line)
     sys.stdout.flush()
 
 
@@ -186,26 +186,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = Store.in_dir(args.store)
     row = store.run(args.run_id)
     summary = last_summary(store, args.run_id)
-    print(f"run: {row.run_id}")
-    print(f"benchmark: {row.spec['run']['benchmark']}")
-    print(f"manifest: {row.manifest_hash[:16]}")
-    print(f"sandbox layers: {sandbox_layers_line(store, args.run_id)}")
+    say(f"run: {row.run_id}")
+    say(f"benchmark: {row.spec['run']['benchmark']}")
+    say(f"manifest: {row.manifest_hash[:16]}")
+    say(f"sandbox layers: {sandbox_layers_line(store, args.run_id)}")
     if summary is None:
-        print("status: not finished (bilevel resume " + row.run_id + ")")
+        say("status: not finished (bilevel resume " + row.run_id + ")")
     else:
         for k, v in summary.items():
             if k not in ("run", "benchmark", "manifest"):
-                print(f"{k}: {v}")
+                say(f"{k}: {v}")
         from bilevel.runs.rsi import rsi_metrics  # recursive-self-improvement metrics (issue 5)
 
         for line in rsi_metrics(store, args.run_id).lines():
-            print(line)
-    print("ledger:")
+            say(line)
+    say("ledger:")
     for line in ledger_lines(store.ledger(args.run_id), effective_spec(store, args.run_id).to_json()):
-        print("  " + line)
-    print("lineage:")
+        say("  " + line)
+    say("lineage:")
     for line in lineage_lines(store, args.run_id):
-        print("  " + line)
+        say("  " + line)
     return 0
 
 
@@ -240,17 +240,17 @@ def cmd_sandbox_check(args: argparse.Namespace) -> int:
         raise CliError("--examples must be at least 1")
     report = check_conformance(source, max_examples=args.examples).to_json()
     if args.json:
-        print(json.dumps(report, sort_keys=True))
+        print(strict_json(report, sort_keys=True))
     else:
-        print(f"status: {report['status']}")
+        say(f"status: {report['status']}")
         if report["layer"]:
-            print(f"stopped by: {report['layer']}")
-        print(f"message: {report['message']}")
-        print(f"hooks: {', '.join(report.get('hooks', []))}")
-        print(f"sandbox layers: {', '.join(report['layers']) or '(no worker started)'}")
-        print("timings: " + ", ".join(f"{k}={v:.4g}" for k, v in report["timings"].items()))
+            say(f"stopped by: {report['layer']}")
+        say(f"message: {report['message']}")
+        say(f"hooks: {', '.join(report.get('hooks', []))}")
+        say(f"sandbox layers: {', '.join(report['layers']) or '(no worker started)'}")
+        say("timings: " + ", ".join(f"{k}={v:.4g}" for k, v in report["timings"].items()))
         if report.get("example"):
-            print("example: " + json.dumps(report["example"])[:2000])
+            say("example: " + strict_json(report["example"])[:2000])
     return 0 if report["ok"] else 1
 
 

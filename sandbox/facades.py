@@ -11,6 +11,13 @@ and friends are out of reach.
 (see ``sandbox.worker``), so a mechanism's randomness is a function of the
 run's seed, its position, the hook and the trial index.
 
+``numpy`` is wrapped as well: every function refuses datetime64/timedelta64
+dtypes (``"M8[s]"``, ``"datetime64"``, ``np.array("now", dtype="M8[s]")``,
+structured dtypes with such a field), whether named in its arguments or found in
+its result, because parsing ``"now"`` or ``"today"`` reads the clock and a
+mechanism must be a function of its history and seed. The business-day and
+datetime-formatting functions are not in the facade at all.
+
 Called by the worker (:func:`build_modules`) each time it loads a mechanism.
 """
 
@@ -29,7 +36,7 @@ import numpy as np
 import numpy.linalg
 
 from bilevel.mechanisms import spacekit
-from bilevel.sandbox.policy import Namespace
+from bilevel.sandbox.policy import Namespace, refuse
 
 MATH_NAMES: tuple[str, ...] = tuple(n for n in dir(math) if not n.startswith("_"))
 ITERTOOLS_NAMES: tuple[str, ...] = tuple(n for n in dir(itertools) if not n.startswith("_"))
@@ -57,12 +64,79 @@ SPACEKIT_NAMES = (
 )
 
 
+#: Where a facade function takes its dtype positionally (``np.zeros(3, "M8[s]")``); every one also takes ``dtype=``.
+DTYPE_POSITIONS: dict[str, int] = {
+    "array": 1, "asarray": 1, "zeros": 1, "ones": 1, "full": 2, "zeros_like": 1, "ones_like": 1, "arange": 3,
+    "linspace": 5, "mean": 2, "sum": 2, "prod": 2, "std": 2, "var": 2, "cumsum": 2, "nanmean": 2,
+}
+#: Keyword arguments that name dtypes (``signature`` selects ufunc loops, e.g. ``"MM->M"``).
+DTYPE_KEYWORDS = ("dtype", "signature")
+TIME_REFUSAL = ("numpy datetime64/timedelta64 dtypes are not allowed in the sandbox "
+                "(parsing 'now' or 'today' reads the clock); use plain numbers")
+
+
 def _pick(module: Any, names: Iterable[str]) -> dict[str, Any]:
     return {n: getattr(module, n) for n in names}
 
 
+def _dtype_has_time(dt: np.dtype[Any]) -> bool:
+    """Whether ``dt`` is, or contains (as a field or a subarray), a datetime64/timedelta64 dtype."""
+    if dt.kind in "Mm":
+        return True
+    if dt.subdtype is not None and _dtype_has_time(dt.subdtype[0]):
+        return True
+    return any(_dtype_has_time(field[0]) for field in (dt.fields or {}).values())
+
+
+def _names_time(spec: Any) -> bool:
+    """Whether a dtype argument (a string, a type, a dtype, a structured spec, a ufunc signature) names time."""
+    if spec is None or isinstance(spec, bool | int | float):
+        return False
+    if isinstance(spec, str):
+        low = spec.lower()
+        if "datetime" in low or "timedelta" in low or ("->" in spec and ("M" in spec or "m" in spec)):
+            return True
+    if isinstance(spec, type) and issubclass(spec, np.datetime64 | np.timedelta64):
+        return True
+    try:
+        if _dtype_has_time(np.dtype(spec)):
+            return True
+    except Exception:  # not a dtype at all: numpy itself says what is wrong with it
+        pass
+    if isinstance(spec, list | tuple):  # a signature tuple such as ("M8[s]", "M8[s]", None)
+        return any(_names_time(item) for item in spec[:64])
+    return False
+
+
+def _holds_time(value: Any) -> bool:
+    """Whether a result (an array, a scalar, or a tuple of them) has a datetime/timedelta dtype."""
+    if isinstance(value, np.ndarray | np.generic):
+        return _dtype_has_time(value.dtype)
+    if isinstance(value, tuple):
+        return any(_holds_time(v) for v in value)
+    return False
+
+
+def _without_time(name: str, fn: Any) -> Any:
+    """``fn`` refusing datetime64/timedelta64 dtypes in its arguments and its results (PolicyViolation)."""
+    position = DTYPE_POSITIONS.get(name)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        specs = [kwargs.get(k) for k in DTYPE_KEYWORDS]
+        if position is not None and len(args) > position:
+            specs.append(args[position])
+        if any(_names_time(spec) for spec in specs) or any(_holds_time(a) for a in args):
+            refuse(f"np.{name}: {TIME_REFUSAL}")
+        result = fn(*args, **kwargs)
+        if _holds_time(result):
+            refuse(f"np.{name}: {TIME_REFUSAL}")
+        return result
+
+    return call
+
+
 def _numpy_facade() -> Namespace:
-    members = _pick(np, NUMPY_NAMES)
+    members = {n: _without_time(n, v) if callable(v) else v for n, v in _pick(np, NUMPY_NAMES).items()}
     members["linalg"] = LINALG
     return Namespace("numpy", members)
 

@@ -4,8 +4,9 @@ Each file is a mechanism whose first line is ``# expect: <status>`` and, for a
 fault, a ``# message: <text>`` line: the text the outcome's message must
 contain (it names what was refused). The whole corpus is loaded as one stack
 into a single session (as an inner run would), then each mechanism's hooks are
-called in contract order until the first fault; that fault's status and
-message must match. Faults that kill the worker (timeouts, memory kills)
+called in contract order until the first fault (an OK proposal or review
+is checked against the space as the inner loop checks it); that fault's status
+and message must match. Faults that kill the worker (timeouts, memory kills)
 exercise the restart-and-replay path on the way, and the benign cases must
 still answer at the end: the host run carries on. Afterwards no marker file
 exists, and no worker process or temporary directory is left behind.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bilevel.inner.space import Space, SpaceError
 from bilevel.sandbox import Limits, Outcome, SandboxSession, Status
 
 CORPUS = Path(__file__).parent / "corpus" / "escapes"
@@ -28,8 +30,11 @@ MARKER_GLOB = "/tmp/bilevel-escape-*"
 SPACE = {"params": [
     {"name": "x", "type": "float", "low": 0.0, "high": 1.0, "log": False},
     {"name": "c", "type": "categorical", "choices": ["a", "b"]},
+    {"name": "n", "type": "int", "low": 1, "high": 8, "log": False},
+    {"name": "k", "type": "categorical", "choices": [1, "b"]},
+    {"name": "mix", "type": "simplex", "domains": ["a", "b"]},
 ]}
-CANDIDATE = {"x": 0.5, "c": "a"}
+CANDIDATE = {"x": 0.5, "c": "a", "n": 6, "k": 1, "mix": {"a": 0.5, "b": 0.5}}
 # A smaller address space than the default keeps the memory cases quick: touching memory costs
 # about 3 s per GiB on these machines, and the worker starts at about 140 MB. The call timeout is
 # generous for the cases that must pass under load, and only the timeout cases wait for it.
@@ -75,12 +80,29 @@ def note_worker(session: SandboxSession, workers: set[tuple[int, str]]) -> None:
         workers.add((session.worker_pid, session.worker_dir))
 
 
+def host_check(session: SandboxSession, mech_id: str, hook: str, out: Outcome) -> Outcome:
+    """The inner loop's check of an OK proposal or review: None, a rejection string or a valid config.
+
+    An invalid config is a contract fault the host counts (``note_fault``), as ``inner.loop`` does;
+    the check itself must never raise anything but SpaceError (no traceback on the host).
+    """
+    value = out.value
+    if not out.ok or hook == "guide" or value is None or (hook == "review" and isinstance(value, str)):
+        return out
+    try:
+        Space.from_json(SPACE).validate(value)
+    except SpaceError as exc:
+        session.note_fault(mech_id, f"{hook}: {exc}")
+        return Outcome(Status.CONTRACT_VIOLATION, message=f"{hook}: {exc}", layer="host")
+    return out
+
+
 def first_fault(session: SandboxSession, mech_id: str, workers: set[tuple[int, str]]) -> Outcome | None:
-    """Call guide, propose and review (those defined) until one faults."""
+    """Call guide, propose and review (those defined) until one faults or returns an invalid config."""
     for hook in ("guide", "propose", "review"):
         if hook in session.hooks(mech_id) and mech_id in session.active:
             candidate = CANDIDATE if hook == "review" else None
-            out = session.call(mech_id, hook, 0, {}, candidate)
+            out = host_check(session, mech_id, hook, session.call(mech_id, hook, 0, {}, candidate))
             note_worker(session, workers)
             if not out.ok:
                 return out

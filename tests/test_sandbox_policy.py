@@ -198,6 +198,37 @@ def test_numpy_escape_routes_are_refused(body: str) -> None:
     refused(body, prelude="import numpy as np")
 
 
+@pytest.mark.parametrize("body", [
+    "return np.array('now', dtype='M8[s]')",
+    "return np.array('now', 'M8')",
+    "return np.asarray(['today'], dtype='datetime64[D]')",
+    "return np.zeros(3, dtype='m8[s]')",
+    "return np.zeros(3, 'timedelta64')",
+    "return np.full(2, 'now', dtype='M8[s]')",
+    "return np.arange('2020-01', '2020-03', dtype='M8[D]')",
+    "return np.ones(2, dtype=[('t', 'M8[s]')])",
+    "return np.zeros(2, dtype=('M8[s]', (2,)))",
+    "return np.zeros(2, dtype={'names': ['t'], 'formats': ['M8[s]']})",
+    "return np.concatenate([np.array(['now'])], dtype='M8[s]', casting='unsafe')",
+    "return np.maximum([1], [2], signature='mm->m')",
+    "return np.sum([1, 2], dtype='m8')",
+    "return np.busday_count('2020-01-01', '2020-02-01')",
+    "return np.datetime64('now')",
+    "return np.datetime_as_string",
+])
+def test_numpy_time_is_refused(body: str) -> None:
+    exc = refused(body, prelude="import numpy as np")
+    assert "datetime64" in str(exc) or "no allowed attribute" in str(exc)
+
+
+def test_numpy_still_takes_ordinary_dtypes_and_strings() -> None:
+    value = run("return [np.zeros(2, 'f8').tolist(), np.array(['m', 'M']).tolist(), np.full(2, 'm').tolist(),\n"
+                "        np.arange(3, dtype=int).tolist(), float(np.mean([1, 2], dtype=float)),\n"
+                "        np.where(np.array([True, False]), 'M', 'm').tolist(), np.linspace(0, 1, 3, True, True)[1]]",
+                prelude="import numpy as np")
+    assert value == [[0.0, 0.0], ["m", "M"], ["m", "m"], [0, 1, 2], 1.5, ["M", "m"], 0.5]
+
+
 def test_ndarray_safe_attributes_work() -> None:
     value = run("a = np.arange(6).reshape(2, 3)\n"
                 "return [a.shape, a.ndim, a.size, a.T.tolist(), float(a.mean()), int(a.sum()), a.flatten().tolist(),\n"

@@ -112,3 +112,64 @@ def test_bad_spaces_are_refused(build: Any, needle: str) -> None:
     with pytest.raises(SpaceError) as err:
         build()
     assert needle in str(err.value)
+
+
+STRICT = Space((IntParam("n", 1, 8), CategoricalParam("k", (1, "b", 2.5)), SimplexParam("mix", ("a", "b")),
+                FloatParam("x", 0.0, 1.0)))
+VALID = {"n": 6, "k": 1, "mix": {"a": 0.5, "b": 0.5}, "x": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"mix": {"a": 1e308, "b": 1e308}}, "a=1e+308"),
+        ({"mix": {"a": 1e308, "b": -1e308}}, "in [0, 1]"),
+        ({"mix": {"a": 10**400, "b": 0.0}}, "in [0, 1]"),
+        ({"mix": {"a": True, "b": 0.0}}, "a=True"),
+        ({"mix": {"a": 0.6, "b": 0.6}}, "sum to 1"),
+        ({"n": 6.0}, "got 6.0 (float)"),
+        ({"n": True}, "got True (bool)"),
+        ({"n": 10**400}, "outside [1, 8]"),
+        ({"x": 10**400}, "outside [0.0, 1.0]"),
+        ({"x": -(10**400)}, "outside [0.0, 1.0]"),
+        ({"k": True}, "k=True (bool) is not one of"),
+        ({"k": 1.0}, "k=1.0 (float) is not one of"),
+        ({"k": "1"}, "is not one of"),
+        ({"k": 2.5 + 0j}, "is not one of"),
+    ],
+)
+def test_values_are_strict_and_every_failure_is_a_space_error(change: dict[str, Any], needle: str) -> None:
+    STRICT.validate(VALID)
+    with pytest.raises(SpaceError) as err:
+        STRICT.validate({**VALID, **change})
+    assert needle in str(err.value)
+
+
+def test_bool_choices_match_only_bools() -> None:
+    space = Space((CategoricalParam("flag", (True, 0)),))
+    space.validate({"flag": True})
+    space.validate({"flag": 0})
+    for bad in (1, False, 0.0):
+        with pytest.raises(SpaceError):
+            space.validate({"flag": bad})
+
+
+def test_repair_never_raises_anything_but_a_space_error() -> None:
+    with pytest.raises(SpaceError):
+        STRICT.repair({**VALID, "mix": {"a": 1e308, "b": 1e308}})
+    with pytest.raises(SpaceError):
+        STRICT.repair({**VALID, "x": 10**400})
+    with pytest.raises(SpaceError):
+        STRICT.repair({**VALID, "k": True})
+    assert STRICT.repair({**VALID, "n": 6.4, "x": 2.0}) == {**VALID, "n": 6, "x": 1.0}
+
+
+@pytest.mark.parametrize("data", [
+    {"params": [{"name": "n", "type": "int", "low": 0, "high": float("inf")}]},
+    {"params": [{"name": "x", "type": "float", "low": 0, "high": 10**400}]},
+    {"params": [{"name": "x", "type": "float", "low": "zero", "high": 1}]},
+    {"params": [{"name": "c", "type": "categorical", "choices": [float("nan")]}]},
+])
+def test_bad_bounds_in_json_are_space_errors(data: dict[str, Any]) -> None:
+    with pytest.raises(SpaceError):
+        Space.from_json(data)
