@@ -106,6 +106,7 @@ class ChatReply:
     tokens_in: int
     tokens_out: int
     model: str  # the model the server says answered
+    truncated: bool = False  # the answer was cut at max_tokens (stop_reason max_tokens, done_reason length)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class CallRecord:
     error_kind: str = ""
     prompt_version: str = ""
     replayed: bool = False
+    truncated: bool = False  # the backend said the answer was cut at ``settings["max_tokens"]``
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -273,7 +275,8 @@ class Caller:
                             latency_s=round(latency, 6), cost_usd=self.ref.cost(tin, tout),
                             error=str(error) if error else "", error_kind=type(error).__name__ if error else "",
                             prompt_version=request.prompt_version,
-                            replayed=self.ref.backend == "replay")
+                            replayed=self.ref.backend == "replay",
+                            truncated=bool(reply.truncated) if reply else False)
         self.records.append(record)
         if self.sink is not None:
             self.sink(record)

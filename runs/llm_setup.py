@@ -19,15 +19,22 @@ from bilevel.runs.store import RunRecorder
 LEVELS = ("inner", "author")
 
 
-def chat_settings(spec: RunSpec) -> ChatSettings:
+def chat_settings(spec: RunSpec, level: str = "inner") -> ChatSettings:
+    """The call settings of one level: the proposer's (``max_tokens``, ``timeout_s``, ``temperature``)
+    or the author's (``author_answer_tokens``, ``author_timeout_s``, ``author_temperature``)."""
     llm = spec["llm"]
+    if level == "author":
+        return ChatSettings(temperature=llm["author_temperature"], seed=llm["seed"],
+                            max_tokens=llm["author_answer_tokens"], timeout_s=llm["author_timeout_s"],
+                            retries=llm["retries"], backoff_s=llm["backoff_s"])
     return ChatSettings(temperature=llm["temperature"], seed=llm["seed"], max_tokens=llm["max_tokens"],
                         timeout_s=llm["timeout_s"], retries=llm["retries"], backoff_s=llm["backoff_s"])
 
 
-def _ref(spec: RunSpec, name: str) -> ModelRef:
+def _ref(spec: RunSpec, name: str, level: str = "inner") -> ModelRef:
     llm = spec["llm"]
-    return model_ref(name, chat_settings(spec), llm["prices"], {"stream": "true" if llm["stream"] else "false"})
+    return model_ref(name, chat_settings(spec, level), llm["prices"],
+                     {"stream": "true" if llm["stream"] else "false"})
 
 
 def inner_model(spec: RunSpec) -> ModelRef | None:
@@ -39,7 +46,7 @@ def author_model(spec: RunSpec) -> ModelRef | None:
     """The author's model: the same as the inner proposer's unless an ablation named another."""
     llm = spec["llm"]
     name = llm["author_model"] or llm["model"]
-    return _ref(spec, name) if name else None
+    return _ref(spec, name, "author") if name else None
 
 
 def check_models(spec: RunSpec) -> None:

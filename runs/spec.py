@@ -27,6 +27,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "llm": {"model": "", "author_model": "", "temperature": 0.0, "seed": 0, "max_tokens": 1024,
             "timeout_s": 120.0, "retries": 3, "backoff_s": 1.0, "stream": False, "proposer_retries": 2,
             "author_repairs": 2, "prices": {},
+            # The author's own call settings (max_tokens, timeout_s and temperature above are the proposer's):
+            # a mechanism answer runs to 2k tokens and more, so the author gets room and time for one.
+            "author_answer_tokens": 8192, "author_timeout_s": 600.0, "author_temperature": 0.0,
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
             "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0},
     "sandbox": {"call_timeout_s": 2.0, "run_timeout_s": 120.0, "memory_bytes": 1 << 30},
@@ -147,6 +150,8 @@ def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
         (all(data["llm"][k] >= 0 for k in data["llm"] if "_max_" in k), "[llm] caps must be >= 0 (0 means none)"),
         (data["llm"]["max_tokens"] >= 1 and data["llm"]["timeout_s"] > 0 and data["llm"]["retries"] >= 0,
          "[llm] max_tokens must be >= 1, timeout_s > 0 and retries >= 0"),
+        (data["llm"]["author_answer_tokens"] >= 1 and data["llm"]["author_timeout_s"] > 0,
+         "[llm] author_answer_tokens must be >= 1 and author_timeout_s > 0"),
     ]
     for ok, message in rules:
         if not ok:

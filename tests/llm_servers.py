@@ -6,6 +6,11 @@
 - :class:`OllamaServer`: ``POST /api/chat``, streaming (NDJSON chunks, the last
   with ``done`` and the token counts) or not; ``{"error": ...}`` with 404.
 
+Both honour the request's token limit (``max_tokens``; ``options.num_predict``) as real servers
+do: a longer answer is cut there and marked (``stop_reason: "max_tokens"``; ``done_reason:
+"length"``). ``canned`` answers, one per request, replace the scripted brain (recorded answers
+shaped like a real model's).
+
 ``faults`` is a list of status codes to answer, one per request, before the
 normal answers. Each server runs on 127.0.0.1 in a daemon thread and shuts
 itself down after ``lifetime_s`` if nobody stopped it.
@@ -14,6 +19,7 @@ itself down after ``lifetime_s`` if nobody stopped it.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,8 +31,10 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "
 
 
 class _Server:
-    def __init__(self, faults: list[int] | None = None, lifetime_s: float = 300.0, known_model: str = "") -> None:
+    def __init__(self, faults: list[int] | None = None, lifetime_s: float = 300.0, known_model: str = "",
+                 canned: list[str] | None = None) -> None:
         self.brain = ScriptedBrain()
+        self.canned = list(canned or [])
         self.faults = list(faults or [])
         self.requests: list[dict[str, Any]] = []
         self.usage = {"in": 0, "out": 0}
@@ -85,6 +93,18 @@ class _Server:
         raise NotImplementedError
 
 
+def _answer(server: _Server, system: str, messages: list[dict[str, Any]], limit: int | None) -> tuple[str, bool]:
+    """The next answer (canned or scripted) cut at ``limit`` tokens, and whether it was cut."""
+    with server.lock:
+        text = server.canned.pop(0) if server.canned else ""
+    if not text:
+        text = server.brain.answer(system, messages)
+    if limit is not None and token_count(text) > limit:
+        cut = re.match(r"\s*(?:\S+\s+){" + str(limit) + "}", text)
+        return text[: cut.end() if cut else len(text)], True
+    return text, False
+
+
 def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, content_type: str = "application/json") -> None:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     h.send_response(status)
@@ -110,11 +130,11 @@ class AnthropicServer(_Server):
         messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
                      else "".join(b.get("text", "") for b in m["content"])} for m in body["messages"]]
         system = body.get("system", "")
-        text = self.brain.answer(system if isinstance(system, str) else "", messages)
+        text, cut = _answer(self, system if isinstance(system, str) else "", messages, body.get("max_tokens"))
         tin, tout = self.count(str(system) + "".join(m["content"] for m in messages), text)
         _send(h, 200, {"id": f"msg_{len(self.requests)}", "type": "message", "role": "assistant",
                        "model": body["model"], "content": [{"type": "text", "text": text}],
-                       "stop_reason": "end_turn", "stop_sequence": None,
+                       "stop_reason": "max_tokens" if cut else "end_turn", "stop_sequence": None,
                        "usage": {"input_tokens": tin, "output_tokens": tout}})
 
 
@@ -138,10 +158,11 @@ class OllamaServer(_Server):
         msgs = body["messages"]
         system = "".join(m["content"] for m in msgs if m["role"] == "system")
         rest = [m for m in msgs if m["role"] != "system"]
-        text = self.brain.answer(system, rest)
+        text, cut = _answer(self, system, rest, (body.get("options") or {}).get("num_predict"))
         tin, tout = self.count(system + "".join(m["content"] for m in rest), text)
         base = {"model": body["model"], "created_at": "2026-11-22T00:00:00Z"}
-        final = {**base, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+        final = {**base, "message": {"role": "assistant", "content": ""}, "done": True,
+                 "done_reason": "length" if cut else "stop",
                  "total_duration": 1000, "prompt_eval_count": tin, "eval_count": tout}
         if body.get("stream", True):
             words = text.split(" ")

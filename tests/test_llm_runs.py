@@ -9,6 +9,7 @@ import pytest
 from llm_servers import AnthropicServer, OllamaServer
 
 import bilevel.inner.llm_proposer
+from bilevel.inner.chat import ChatSettings
 from bilevel.runs.cli import main
 from bilevel.runs.store import Store
 
@@ -152,7 +153,15 @@ def test_one_setting_drives_both_loops_unless_an_ablation_says_otherwise() -> No
     same = load_spec(None, {"run": {"author": "llm"}, "llm": {"model": "ollama:qwen2.5:7b", "temperature": 0.3}})
     inner_ref, author_ref = inner_model(same), author_model(same)
     assert inner_ref is not None and author_ref is not None
-    assert inner_ref == author_ref and inner_ref.settings.temperature == 0.3
+    assert inner_ref.spec == author_ref.spec and inner_ref.settings.temperature == 0.3
+    # Each level has its own call settings: the author gets room and time for a long mechanism answer.
+    assert (inner_ref.settings.max_tokens, inner_ref.settings.timeout_s) == (1024, 120.0)
+    assert (author_ref.settings.max_tokens, author_ref.settings.timeout_s) == (8192, 600.0)
+    tuned = load_spec(None, {"llm": {"model": "ollama:q", "author_answer_tokens": 4000, "author_temperature": 0.7}})
+    assert getattr(author_model(tuned), "settings", None) == ChatSettings(temperature=0.7, max_tokens=4000,
+                                                                          timeout_s=600.0)
+    with pytest.raises(SpecError, match="author_answer_tokens"):
+        load_spec(None, {"llm": {"model": "ollama:q", "author_answer_tokens": 0}})
     ablation = load_spec(None, {"llm": {"model": "ollama:qwen2.5:7b", "author_model": "anthropic:claude-x"}})
     assert getattr(author_model(ablation), "spec", "") == "anthropic:claude-x"
     assert getattr(inner_model(ablation), "spec", "") == "ollama:qwen2.5:7b"

@@ -31,7 +31,7 @@ from bilevel.outer.authors.base import AuthorContext, Candidate
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
 PROMPT_VERSION = "author_v1"
-MAX_MECHANISM_CHARS = 6000
+MAX_MECHANISM_CHARS = 12_000  # stated in the prompt; a longer source is refused and fed back, never cut
 MAX_FEEDBACK_CHARS = 1500
 MAX_LINEAGE = 20
 
@@ -51,15 +51,59 @@ def module_source(name: str) -> str:
     return inspect.getsource(importlib.import_module(name))
 
 
-_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+_HOOK_DEF = re.compile(r"^def (propose|review|guide|observe)\s*\(", re.MULTILINE)
+_PYTHON_TAGS = {"", "python", "py", "python3"}
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """Every fenced block of a Markdown answer as (info tag, body), in order.
+
+    Line-based: a fence opens with a line starting with three backticks and an optional tag
+    (```json, ```python) and closes with a bare fence line. A block left open at the end (an
+    answer cut at the token limit) runs to the end of the text.
+    """
+    blocks: list[tuple[str, str]] = []
+    tag: str | None = None
+    body: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if tag is None and stripped.startswith("```"):
+            tag, body = stripped[3:].strip().lower(), []
+        elif tag is not None and stripped == "```":
+            blocks.append((tag, "\n".join(body)))
+            tag = None
+        elif tag is not None:
+            body.append(line)
+    if tag is not None:
+        blocks.append((tag, "\n".join(body)))
+    return blocks
 
 
 def extract_source(text: str) -> tuple[str, str]:
-    """(source, summary) of an answer: the longest fenced block (or the whole answer), and its first line."""
-    blocks = _BLOCK.findall(text)
-    source = max(blocks, key=len) if blocks else text
+    """(source, summary) of an answer.
+
+    The source is the first fenced Python block that defines a hook (``def propose`` ...); else
+    the longest Python block; else the whole answer. Blocks tagged otherwise (```json) are never
+    taken. The summary is the answer's first line of prose.
+    """
+    python = [body for tag, body in fenced_blocks(text) if tag in _PYTHON_TAGS]
+    with_hooks = [body for body in python if _HOOK_DEF.search(body)]
+    source = with_hooks[0] if with_hooks else (max(python, key=len) if python else text)
     summary = next((line.strip() for line in text.splitlines() if line.strip() and not line.startswith("```")), "")
     return source.strip() + "\n", summary[:120]
+
+
+def answer_problem(response: str, source: str, truncated: bool, tokens_out: int) -> dict[str, Any] | None:
+    """A failed check report for an answer that cannot be judged as it is (cut or over-long), else None."""
+    if truncated:
+        return {"ok": False, "status": "truncated",
+                "message": f"answer truncated at {tokens_out} tokens (the model's max_tokens): the source is "
+                           f"incomplete; write a shorter mechanism (at most {MAX_MECHANISM_CHARS} characters)"}
+    if len(source) > MAX_MECHANISM_CHARS:
+        return {"ok": False, "status": "too_long",
+                "message": f"source of {len(source)} characters > {MAX_MECHANISM_CHARS}, the limit: "
+                           "write a shorter mechanism"}
+    return None
 
 
 def mechanism_name(source: str, generation: int, index: int) -> str:
@@ -100,16 +144,23 @@ class LLMAuthor:
             record = self.caller.ask(request)
             if record.error:
                 return None  # no answer to judge; the failed call is in the transcript
-            source, summary = extract_source(record.response[: MAX_MECHANISM_CHARS * 2])
-            mech = Mechanism(mechanism_name(source, ctx.generation, index), source[:MAX_MECHANISM_CHARS])
+            source, summary = extract_source(record.response)
+            problem = answer_problem(record.response, source, record.truncated, record.tokens_out)
+            mech = Mechanism(mechanism_name(source, ctx.generation, index), source)
             taken = set(ctx.incumbent.mechanism_ids) | {m.id for c in made for m in c.new}
             key = Stack((*ctx.incumbent.mechanisms, mech), ctx.incumbent.search).key
-            report = ({"ok": False, "status": "duplicate",
-                       "message": "this mechanism was already tried on this stack (or is on it); "
-                                  "write a different one"}
-                      if mech.id in taken or key in ctx.tried else self.check(mech.source))
+            if problem is not None:
+                report = problem
+            elif mech.id in taken or key in ctx.tried:
+                report = {"ok": False, "status": "duplicate",
+                          "message": "this mechanism was already tried on this stack (or is on it); "
+                                     "write a different one"}
+            else:
+                report = self.check(mech.source)
             if report.get("ok"):
                 break
+            if repair == self.repairs and problem is not None:
+                return None  # never judge a cut or over-long source: the attempts are in the transcripts
             if repair < self.repairs:
                 messages += [("assistant", record.response), ("user", _feedback(report))]
         if mech is None or mech.id in set(ctx.incumbent.mechanism_ids):
@@ -129,7 +180,7 @@ class LLMAuthor:
             analysis="\n".join(f"- {line}" for line in ctx.analysis.lines()),
             library=", ".join(m.name for m in ctx.library) or "(empty)",
             lineage="\n".join(lineage) or "(nothing judged yet)", candidate=index + 1,
-            generation=ctx.generation)
+            generation=ctx.generation, max_chars=MAX_MECHANISM_CHARS)
 
 
 def _feedback(report: dict[str, Any]) -> str:

@@ -65,7 +65,8 @@ class AnthropicModel:
                 raise ChatUnavailable(f"{where} failed with {exc.status_code}: {_detail(exc)}") from exc
             raise ChatError(f"{where} refused the request ({exc.status_code}): {_detail(exc)}") from exc
         text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
-        return ChatReply(text, int(resp.usage.input_tokens), int(resp.usage.output_tokens), str(resp.model))
+        return ChatReply(text, int(resp.usage.input_tokens), int(resp.usage.output_tokens), str(resp.model),
+                         truncated=resp.stop_reason == "max_tokens")
 
 
 def _detail(exc: anthropic.APIStatusError) -> str:

@@ -64,4 +64,7 @@ class MlxModel:
                                 sampler=make_sampler(temp=settings.temperature))
             except Exception as exc:  # a generation failure is data, not a crash of the host
                 raise ChatError(f"mlx-lm generation failed: {exc}") from exc
-        return ChatReply(text, len(tokenizer.encode(prompt)), len(tokenizer.encode(text)), self.path)
+        tokens_out = len(tokenizer.encode(text))
+        # mlx-lm stops at max_tokens without saying so: reaching it is the end-of-length signal.
+        return ChatReply(text, len(tokenizer.encode(prompt)), tokens_out, self.path,
+                         truncated=tokens_out >= settings.max_tokens)

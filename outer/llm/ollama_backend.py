@@ -62,10 +62,10 @@ class OllamaModel:
                 if last is None:
                     raise ChatUnavailable(f"ollama at {self.host} streamed nothing")
                 return ChatReply(text, int(last.prompt_eval_count or 0), int(last.eval_count or 0),
-                                 str(last.model or self.name))
+                                 str(last.model or self.name), truncated=last.done_reason == "length")
             resp = self.client.chat(model=self.name, messages=messages, options=options, stream=False)
             return ChatReply(resp.message.content or "", int(resp.prompt_eval_count or 0), int(resp.eval_count or 0),
-                             str(resp.model or self.name))
+                             str(resp.model or self.name), truncated=resp.done_reason == "length")
         except ollama.ResponseError as exc:
             status = exc.status_code
             if status == 404:

@@ -74,7 +74,8 @@ class ReplayModel:
             raise ReplayDivergence(self._divergence(request, occurrence))
         if rec.get("error"):
             raise ReplayedFailure(f"replayed failure: {rec['error']}")
-        return ChatReply(rec["response"], int(rec["tokens_in"]), int(rec["tokens_out"]), rec.get("model", ""))
+        return ChatReply(rec["response"], int(rec["tokens_in"]), int(rec["tokens_out"]), rec.get("model", ""),
+                         truncated=bool(rec.get("truncated", False)))
 
     def _divergence(self, request: ChatRequest, occurrence: int) -> str:
         where = f"{request.level} call at {request.context or '(no context)'}"

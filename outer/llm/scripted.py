@@ -179,4 +179,8 @@ class ScriptedModel:
         messages = request.messages_json()
         text = self.brain.answer(request.system, messages)
         tokens_in = token_count(request.system) + sum(token_count(m["content"]) for m in messages)
-        return ChatReply(text, tokens_in, min(settings.max_tokens, token_count(text)), self.spec)
+        if token_count(text) > settings.max_tokens:  # cut at the token limit, as a real server does, and say so
+            cut = re.match(r"\s*(?:\S+\s+){" + str(settings.max_tokens) + "}", text)
+            return ChatReply(text[: cut.end() if cut else len(text)], tokens_in, settings.max_tokens, self.spec,
+                             truncated=True)
+        return ChatReply(text, tokens_in, token_count(text), self.spec)
