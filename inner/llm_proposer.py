@@ -66,9 +66,16 @@ def _extract_json(text: str) -> Any:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ProposalRejected(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    """A finite float, or ProposalRejected (a bool, a string, NaN, inf or an int too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProposalRejected(f"{name} must be a finite number, got {str(value)[:80]!r}")
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise ProposalRejected(f"{name} must be a finite number, got {str(value)[:80]}")
+    return x
 
 
 def _repair_value(space: Space, name: str, value: Any, repairs: list[str]) -> Any:
@@ -83,18 +90,20 @@ def _repair_value(space: Space, name: str, value: Any, repairs: list[str]) -> An
             repairs.append(f"clipped {name} {x:g} into [{p.low:g}, {p.high:g}]")
         return int(clipped) if isinstance(p, IntParam) else clipped
     if isinstance(p, CategoricalParam):
-        if value not in p.choices:
-            raise ProposalRejected(f"{name}={value!r} is not one of {list(p.choices)}")
-        return value
+        match = [c for c in p.choices if type(c) is type(value) and c == value]  # True is not 1, 1.0 is not 1
+        if not match:
+            raise ProposalRejected(f"{name}={str(value)[:80]!r} is not one of {list(p.choices)}")
+        return match[0]
     if not isinstance(value, dict) or set(value) != set(p.domains):
         raise ProposalRejected(f"{name} must map exactly the domains {list(p.domains)} to weights")
     weights = {d: _number(f"{name}.{d}", w) for d, w in value.items()}
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
         raise ProposalRejected(f"{name}: weights must be >= 0 and not all zero")
-    total = math.fsum(weights.values())
-    if abs(total - 1.0) > 1e-9:
-        repairs.append(f"renormalised {name} (weights summed to {total:.4g})")
-    return {d: weights[d] / total for d in p.domains}
+    top = max(weights.values())  # scale first: 1e308 + 1e308 must not overflow
+    total = math.fsum(w / top for w in weights.values())
+    if abs(total * top - 1.0) > 1e-9:
+        repairs.append(f"renormalised {name} (weights summed to {total * top:.4g})")
+    return {d: weights[d] / top / total for d in p.domains}
 
 
 def parse_proposal(text: str, space: Space, incumbent: Config, frozen: set[str]) -> tuple[Config, str, list[str]]:

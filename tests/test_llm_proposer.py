@@ -78,3 +78,20 @@ def test_an_inner_run_with_the_scripted_model_records_its_calls() -> None:
     assert "accepted" in outcomes
     again = run_inner(bench.objective(inst, 0), [], settings, seed=5)
     assert [t.config for t in again.trials] == [t.config for t in result.trials]
+
+
+def test_values_that_would_overflow_or_pass_by_equality_are_refused() -> None:
+    """An answer with 1e308 weights, a 400-digit int or True for the choice 1 is refused or repaired, never a crash."""
+    from bilevel.inner.llm_proposer import ProposalRejected, _repair_value
+    from bilevel.inner.space import CategoricalParam, FloatParam, SimplexParam, Space
+
+    space = Space([FloatParam("x", 0.0, 1.0), CategoricalParam("k", (1, "b")), SimplexParam("mix", ("a", "b"))])
+    repairs: list[str] = []
+    assert _repair_value(space, "mix", {"a": 1e308, "b": 1e308}, repairs) == {"a": 0.5, "b": 0.5}
+    with pytest.raises(ProposalRejected, match="finite number"):
+        _repair_value(space, "x", 10**400, repairs)
+    with pytest.raises(ProposalRejected, match="not one of"):
+        _repair_value(space, "k", True, repairs)
+    with pytest.raises(ProposalRejected, match="not one of"):
+        _repair_value(space, "k", 1.0, repairs)
+    assert _repair_value(space, "k", 1, repairs) == 1

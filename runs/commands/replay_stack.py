@@ -13,6 +13,7 @@ import json
 from bilevel.runs.progress import Progress
 from bilevel.runs.replay_stack import replay_stack
 from bilevel.runs.store import Store
+from bilevel.runs.terminal import strict_json
 
 DEFAULT_INSTANCES = ["4"]
 DEFAULT_SEEDS = [100_000, 100_001]
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         result = replay_stack(store, args.run_id, stack, args.benchmark, options, instances, seeds,
                               args.workers, on_eval=progress.evaluation)
     if args.json:
-        print(json.dumps(result.to_json(), sort_keys=True))
+        print(strict_json(result.to_json(), sort_keys=True))
     else:
         for line in result.lines():
             print(line)
