@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 from bilevel.inner.chat import ChatError
 from bilevel.judge.errors import JudgeError
 from bilevel.outer.errors import OuterError
-from bilevel.runs.commands import MODULES, add_store_argument
+from bilevel.runs.commands import MODULES, add_store_argument, open_existing, store_hint
 from bilevel.runs.driver import create_run, effective_spec, execute
 from bilevel.runs.llm_setup import ledger_lines
 from bilevel.runs.progress import Progress
@@ -31,7 +33,10 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
+    import bilevel
+
     ap = argparse.ArgumentParser(prog="bilevel", description="Bilevel meta-research engine.")
+    ap.add_argument("--version", action="version", version=f"bilevel {bilevel.__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="start a run (embedded defaults, a TOML spec, and flags that override it)")
@@ -134,7 +139,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _execute(store, run_id)
 
 
+_CURRENT: dict[str, str] = {}  # the run this process executes and its --store suffix, for the interrupt hint
+
+
 def _execute(store: Store, run_id: str) -> int:
+    _CURRENT["run"] = run_id
+    _CURRENT["store"] = store_hint(store.path.parent)
     with Progress() as progress:
         summary = execute(store, run_id, progress=progress.stage, on_eval=progress.evaluation)
     _print_summary(summary.lines())
@@ -142,7 +152,7 @@ def _execute(store: Store, run_id: str) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     store.run(args.run_id)
     overrides: dict[str, Any] = {}
     if args.wall_time is not None:
@@ -183,7 +193,7 @@ def _caps(items: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     row = store.run(args.run_id)
     summary = last_summary(store, args.run_id)
     say(f"run: {row.run_id}")
@@ -191,7 +201,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     say(f"manifest: {row.manifest_hash[:16]}")
     say(f"sandbox layers: {sandbox_layers_line(store, args.run_id)}")
     if summary is None:
-        say("status: not finished (bilevel resume " + row.run_id + ")")
+        say(f"status: not finished (bilevel resume {row.run_id}{store_hint(args.store)})")
     else:
         for k, v in summary.items():
             if k not in ("run", "benchmark", "manifest"):
@@ -210,7 +220,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     store.run(args.run_id)
     args.out.write_text(results_tsv(store, args.run_id), encoding="utf-8")
     print(f"wrote {args.out}")
@@ -222,11 +232,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
+    say("\t".join(("id", "date", "status", "benchmark", "author", "kept")))
     for run_id in store.run_ids():
-        summary = last_summary(store, run_id) or {}
-        print(f"{run_id}\tkept={summary.get('kept', '?')}\tval={summary.get('val_improvement', '?')}")
+        say("\t".join(_run_cells(store, run_id)))
     return 0
+
+
+def _run_cells(store: Store, run_id: str) -> list[str]:
+    """One row of ``bilevel runs``: id, date (UTC), status, benchmark, author, kept."""
+    import time
+
+    row = store.run(run_id)
+    summary = last_summary(store, run_id)
+    status = "not finished" if summary is None else f"finished ({summary.get('stopped') or 'done'})"
+    kept = "-" if summary is None else str(summary.get("kept", "?"))
+    date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.created))
+    run = row.spec.get("run", {})
+    return [run_id, date, status, str(run.get("benchmark", "?")), str(run.get("author", "?")), kept]
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:
@@ -258,8 +281,35 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "show": cmd_show, "export": cm
             "sandbox-check": cmd_sandbox_check}
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line; an unknown option gets the subcommand's usage and a close match (exit 2)."""
+    ap = _parser()
+    args, extra = ap.parse_known_args(argv)
+    if extra:
+        sub = _subparser(ap, args.command)
+        options = [o for o in sub._option_string_actions if o.startswith("--")]
+        hints = [m for e in extra for m in difflib.get_close_matches(e.split("=", 1)[0], options, n=1)]
+        tail = f"; did you mean {', '.join(hints)}?" if hints else ""
+        sub.error(f"unrecognized arguments: {' '.join(extra)}{tail}")
+    return args
+
+
+def _subparser(ap: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    return ap
+
+
+def _stop_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGHUP stop the run like Ctrl-C: a clean, resumable stop."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
     commands = dict(COMMANDS)
     commands.update({m.NAME: m.run for m in _command_modules()})
     try:
@@ -271,7 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("\ninterrupted; continue with: bilevel resume RUN", file=sys.stderr)
+        if "run" in _CURRENT:
+            hint = f"continue with: bilevel resume {_CURRENT['run']}{_CURRENT['store']}"
+        else:
+            hint = "no run was started"
+        print(f"\ninterrupted; {hint}", file=sys.stderr)
         return 130
 
 

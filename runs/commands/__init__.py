@@ -9,14 +9,38 @@ command by writing its module and adding one line here.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
+from bilevel.runs.store import Store, StoreError
+
 DEFAULT_STORE = Path("bilevel-runs")
+STORE_ENV = "BILEVEL_STORE"
+
+
+def default_store() -> Path:
+    """The store folder when no ``--store`` is given: ``$BILEVEL_STORE``, else ``bilevel-runs``."""
+    env = os.environ.get(STORE_ENV, "").strip()
+    return Path(env) if env else DEFAULT_STORE
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--store DIR`` option every command that reads or writes runs takes."""
-    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="run store directory (default: %(default)s)")
+    """The ``--store DIR`` option every command that reads or writes runs takes (``--store`` beats the env)."""
+    parser.add_argument("--store", type=Path, default=default_store(),
+                        help=f"run store directory (default: ${STORE_ENV} or {DEFAULT_STORE}; now %(default)s)")
+
+
+def open_existing(directory: Path) -> Store:
+    """The store of ``directory`` for a read-only command; never creates one (a missing store is an error)."""
+    path = Path(directory) / "bilevel.sqlite"
+    if not path.is_file():
+        raise StoreError(f"no run store at {path}; point elsewhere with --store DIR or {STORE_ENV}=DIR")
+    return Store(path)
+
+
+def store_hint(directory: Path) -> str:
+    """`` --store DIR`` when ``directory`` is not the default store (for hints that name a command), else ``""``."""
+    return "" if Path(directory) == default_store() else f" --store {directory}"
 
 MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.lineage",

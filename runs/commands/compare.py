@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from bilevel.runs.commands import add_store_argument
+from bilevel.runs.commands import add_store_argument, open_existing
 from bilevel.runs.compare import find_lineage_run, subject, table_lines
 from bilevel.runs.progress import Progress
-from bilevel.runs.store import Store, StoreError
+from bilevel.runs.store import StoreError
 
 NAME = "compare"
 HELP = "compare runs (final stacks) or lineages (RUN:ID or ID) on their test panels, with CIs and costs"
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     if not args.run_ids and not args.lineage:
         raise StoreError("compare needs at least one RUN or --lineage ID")
     targets: list[tuple[str, str | None]] = []

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bilevel.runs.commands import add_store_argument
+from bilevel.runs.commands import add_store_argument, open_existing
 from bilevel.runs.lineage import stack_diff, tree_lines
-from bilevel.runs.store import Store
 
 NAME = "lineage"
 HELP = "the tree of mechanism stacks (author, generation, verdict, reason, numbers); --diff ID for a source diff"
@@ -19,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     if args.diff:
         print(stack_diff(store, args.run_id, args.diff), end="")
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.inner.chat import ReplayDivergence
-from bilevel.runs.commands import add_store_argument, replay_stack
+from bilevel.runs.commands import add_store_argument, open_existing, replay_stack
 from bilevel.runs.driver import create_run, effective_spec, execute
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec
@@ -84,7 +84,7 @@ def _differ(a: Any, b: Any) -> bool:
 def run(args: argparse.Namespace) -> int:
     if replay_stack.wants_stack_replay(args):
         return replay_stack.run(args)
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     store.run(args.run_id)
     transcripts = Path(args.store) / "transcripts" / f"{args.run_id}.json"
     n = export_transcripts(store, args.run_id, transcripts)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from bilevel.runs.commands import open_existing
 from bilevel.runs.progress import Progress
 from bilevel.runs.replay_stack import replay_stack
-from bilevel.runs.store import Store
 from bilevel.runs.terminal import strict_json
 
 DEFAULT_INSTANCES = ["4"]
@@ -42,7 +42,7 @@ def wants_stack_replay(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """Called by ``bilevel replay`` when :func:`wants_stack_replay` is true."""
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     names = args.instances or DEFAULT_INSTANCES
     instances: list[str] | int = int(names[0]) if len(names) == 1 and names[0].isdigit() else list(names)
     seeds = args.seeds or DEFAULT_SEEDS

@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from bilevel.runs.commands import add_store_argument
+from bilevel.runs.commands import add_store_argument, open_existing
 from bilevel.runs.progress import Progress
 from bilevel.runs.replay_stack import replay_stack
 from bilevel.runs.report import write_report
-from bilevel.runs.store import Store
 
 NAME = "report"
 HELP = "write a self-contained HTML report with plots (opens in a browser, no server)"
@@ -26,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = Store.in_dir(args.store)
+    store = open_existing(args.store)
     store.run(args.run_id)
     out = args.out or Path(f"report-{args.run_id}.html")
     with Progress() as progress:
