@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bilevel.judge.errors import JudgeError
-from bilevel.judge.stats import group_means, paired_bootstrap_ci
+from bilevel.judge.stats import group_means, hierarchical_bootstrap_ci
 
 STAGES = ("stage1", "full")
 BOOTSTRAP_SEED = 0
@@ -191,13 +191,16 @@ class Verdict:
     fired_share: float
     fault_rate: float
     manifest_hash: str
+    ci_unit: str = "pair"  # what the bootstrap resampled: "group", "instance" or "pair"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Verdict:
+        """Records written before ``ci_unit`` existed read as unit "pair" (what they resampled)."""
         names = [f.name for f in fields(cls)]
+        d = {"ci_unit": "pair", **d}
         missing = [n for n in names if n not in d]
         if missing:
             raise JudgeError(f"a verdict record lacks {missing}")
@@ -211,14 +214,17 @@ class _Numbers:
     high: float
     worst_group: str
     worst: float
+    unit: str
 
 
 def _numbers(evidence: Evidence, thresholds: Thresholds) -> _Numbers:
     diffs = evidence.improvements
-    mean, low, high = paired_bootstrap_ci(diffs, thresholds.confidence, thresholds.n_boot, BOOTSTRAP_SEED)
+    instances = [k.rsplit("@", 1)[0] for k in evidence.keys]  # keys are "instance@seed"
+    ci = hierarchical_bootstrap_ci(diffs, evidence.groups, instances, thresholds.confidence,
+                                   thresholds.n_boot, BOOTSTRAP_SEED)
     by_group = group_means(diffs, evidence.groups)
     worst_group = min(by_group, key=lambda g: (by_group[g], g))
-    return _Numbers(mean, low, high, worst_group, by_group[worst_group])
+    return _Numbers(ci.mean, ci.low, ci.high, worst_group, by_group[worst_group], ci.unit)
 
 
 def _verdict(keep: bool, stage: str, reason: str, nums: _Numbers, evidence: Evidence,
@@ -227,7 +233,7 @@ def _verdict(keep: bool, stage: str, reason: str, nums: _Numbers, evidence: Evid
                    ci_high=nums.high, n_pairs=len(evidence.keys), worst_group=nums.worst_group,
                    worst_group_improvement=nums.worst, changed_share=evidence.changed_share,
                    fired_share=evidence.fired_share, fault_rate=evidence.fault_rate,
-                   manifest_hash=manifest_hash)
+                   manifest_hash=manifest_hash, ci_unit=nums.unit)
 
 
 def _fault_reason(ev: Evidence, th: Thresholds) -> str | None:
@@ -296,7 +302,7 @@ def decide(evidence: Evidence, thresholds: Thresholds, manifest_hash: str, stage
         if reason is not None:
             return _verdict(False, stage, reason, nums, evidence, manifest_hash)
     n = len(evidence.keys)
-    ci = f"mean improvement {_g(nums.mean)} [{_g(nums.low)}, {_g(nums.high)}]"
+    ci = f"mean improvement {_g(nums.mean)} [{_g(nums.low)}, {_g(nums.high)}] (resampling {nums.unit}s)"
     if nums.low > thresholds.promotion:
         return _verdict(True, stage, f"kept: {ci} > {_g(thresholds.promotion)} over {n} pairs",
                         nums, evidence, manifest_hash)
@@ -312,7 +318,7 @@ def stage1_rejects(evidence: Evidence, thresholds: Thresholds, manifest_hash: st
     nums = _numbers(evidence, thresholds)
     if nums.high < -thresholds.stage1_margin:
         reason = (f"rejected at stage 1, a clear loser: mean improvement {_g(nums.mean)} "
-                  f"[{_g(nums.low)}, {_g(nums.high)}] over {len(evidence.keys)} pairs; the CI upper end is "
+                  f"[{_g(nums.low)}, {_g(nums.high)}] (resampling {nums.unit}s) over {len(evidence.keys)} pairs; the CI upper end is "
                   f"below -{_g(thresholds.stage1_margin)}")
         return _verdict(False, "stage1", reason, nums, evidence, manifest_hash)
     return None

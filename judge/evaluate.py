@@ -20,7 +20,7 @@ from bilevel.judge.benchmarks.base import Benchmark, Instance
 from bilevel.judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
 from bilevel.judge.panels import PanelEntry
 from bilevel.judge.stack import Stack
-from bilevel.judge.stats import paired_bootstrap_ci
+from bilevel.judge.stats import hierarchical_bootstrap_ci
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ class Comparison:
     ci_low: float
     ci_high: float
     n_pairs: int
+    unit: str = "pair"  # what the bootstrap resampled: "group", "instance" or "pair"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -195,5 +196,6 @@ class Judge:
         cand = self.evaluator.evaluate_many(candidate, entries)
         ref = self.evaluator.evaluate_many(reference, entries)
         diffs = np.array([r.primary - c.primary for c, r in zip(cand, ref, strict=True)])
-        mean, low, high = paired_bootstrap_ci(diffs, self.thresholds.confidence, self.thresholds.n_boot, seed=0)
-        return Comparison(mean, low, high, len(diffs))
+        ci = hierarchical_bootstrap_ci(diffs, [c.group for c in cand], [c.instance for c in cand],
+                                       self.thresholds.confidence, self.thresholds.n_boot, seed=0)
+        return Comparison(ci.mean, ci.low, ci.high, len(diffs), ci.unit)

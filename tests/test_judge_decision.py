@@ -36,7 +36,8 @@ def _shifted(c: float, n: int = 12) -> Evidence:
 def test_keep_reason_has_the_numbers() -> None:
     v = decide(_shifted(0.5), Thresholds(), H)
     assert v.keep and v.stage == "full" and v.manifest_hash == H
-    assert v.reason.startswith("kept: mean improvement 0.5 [0.5, 0.5] > 0 over 12 pairs")
+    assert v.reason.startswith("kept: mean improvement 0.5 [0.5, 0.5] (resampling groups) > 0 over 12 pairs")
+    assert v.ci_unit == "group"
     assert v.n_pairs == 12 and v.mean_improvement == pytest.approx(0.5)
 
 
