@@ -78,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=Path("results.tsv"))
     export.add_argument("--recipe", type=Path, help="also write the run's recipe (`bilevel import` reads it)")
     export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
-    export.add_argument("--stack", metavar="ID", help="the stack for --sampler (default: the final stack)")
+    export.add_argument("--optunahub", type=Path, metavar="DIR",
+                        help="also write a kept stack as an OptunaHub sampler package into DIR")
+    export.add_argument("--stack", metavar="ID",
+                        help="the stack for --sampler/--optunahub (default: the final stack)")
     add_store_argument(export)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
@@ -226,7 +229,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}")
     from bilevel.runs.exports import export_extras  # recipe and sampler exports (issue 5)
 
-    for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack):
+    for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack, args.optunahub):
         print(line)
     return 0
 

@@ -10,7 +10,7 @@ from bilevel.runs.store import Store
 
 
 def export_extras(store: Store, run_id: str, recipe: Path | None, sampler: Path | None,
-                  stack_id: str | None) -> list[str]:
+                  stack_id: str | None, optunahub: Path | None = None) -> list[str]:
     """Write what was asked for (called by ``bilevel export``); returns one line per file written."""
     out = []
     if recipe is not None:
@@ -24,4 +24,12 @@ def export_extras(store: Store, run_id: str, recipe: Path | None, sampler: Path 
         write_sampler_file(stack, sampler, run_id, budget=int(history.spec["inner"]["budget"]))
         out.append(f"wrote {sampler} (optuna sampler for {stack.describe()}: "
                    f"bilevel.runs.optuna_sampler.StackSampler.load({str(sampler)!r}))")
+    if optunahub is not None:
+        from bilevel.runs.export_optunahub import CLASS_NAME, write_optunahub_package
+
+        history = load_history(store, run_id)
+        stack = history.final if stack_id is None else history.candidate_stack(store, stack_id)[0]
+        write_optunahub_package(stack, optunahub, run_id, budget=int(history.spec["inner"]["budget"]))
+        out.append(f"wrote {optunahub}/ (OptunaHub package: optunahub.load_local_module("
+                   f"package={optunahub.name!r}, registry_root={str(optunahub.parent)!r}).{CLASS_NAME}())")
     return out
