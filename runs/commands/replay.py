@@ -29,8 +29,8 @@ HELP = ("re-run a whole run from its record (no model) and check verdicts and sc
         "with --stack, replay a discovered stack on new instances and seeds")
 
 VERDICT_FIELDS = ("stack_key", "keep", "stage", "mean_improvement", "ci_low", "ci_high", "reason")
-SUMMARY_FIELDS = ("generations", "candidates", "kept", "stack", "val_improvement", "val_ci", "test_improvement",
-                  "test_ci", "stopped")
+SUMMARY_FIELDS = ("generations", "candidates", "kept", "stack", "val_improvement", "val_ci", "val_ci_unit",
+                  "test_improvement", "test_ci", "test_ci_unit", "stopped")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
