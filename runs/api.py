@@ -6,7 +6,6 @@ dict. ``open_store`` reads an existing run store without ever writing to it (or 
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ from bilevel.runs.driver import create_run, execute
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec, SpecError, load_spec
 from bilevel.runs.store import Store, StoreError, UnknownRun
-
-STORE_FILE = "bilevel.sqlite"
 
 __all__ = ["ReadStore", "SpecError", "StoreError", "UnknownRun", "open_store", "run"]
 
@@ -53,28 +50,13 @@ def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, q
     return {"run_id": run_id, **summary.fields}
 
 
-def _store_file(path: str | Path) -> Path:
-    """The SQLite file of a store given as its directory (``--store DIR``) or as the file itself."""
-    p = Path(path)
-    return p / STORE_FILE if p.is_dir() else p
-
-
 class ReadStore:
     """A run store opened read-only; every method returns plain data (lists of dicts) or DataFrames."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = _store_file(path)
-        if not self.path.is_file():
-            raise StoreError(f"no run store at {path} (looked for {self.path}); "
-                             f"create one with `bilevel run --store DIR` or bilevel.run(spec, store=DIR)")
-        try:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-            db.execute("SELECT COUNT(*) FROM runs").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a bilevel run store: {exc}") from exc
-        self._store = Store.__new__(Store)  # the Store's readers, over a read-only connection
-        self._store.path = self.path
-        self._store.db = db
+        self._store = Store.existing(Path(path), read_only=True,
+                                     hint="create one with `bilevel run --store DIR` or bilevel.run(spec, store=DIR)")
+        self.path = self._store.path
 
     def close(self) -> None:
         self._store.db.close()

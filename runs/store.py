@@ -63,11 +63,22 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, allow_nan=True)
 
 
+STORE_FILE = "bilevel.sqlite"  # the file of a ``--store DIR`` directory
+
+
 class Store:
     """One SQLite file. Open once per process; the driver of a run is its only writer."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (and create, unless ``read_only``) the store file ``path``; a read-only store never writes."""
         self.path = Path(path)
+        if read_only:
+            try:
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+                self.db.execute("SELECT COUNT(*) FROM runs").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a bilevel run store: {exc}") from exc
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -76,8 +87,17 @@ class Store:
 
     @classmethod
     def in_dir(cls, directory: Path) -> Store:
-        """The store of a ``--store DIR`` directory."""
-        return cls(Path(directory) / "bilevel.sqlite")
+        """The store of a ``--store DIR`` directory (created if there is none)."""
+        return cls(Path(directory) / STORE_FILE)
+
+    @classmethod
+    def existing(cls, path: Path, *, read_only: bool = False, hint: str = "") -> Store:
+        """The store at ``path`` (a ``--store`` directory or its file), never created: StoreError
+        naming where it looked when there is none (``hint`` says how to point elsewhere)."""
+        file = Path(path) if Path(path).is_file() else Path(path) / STORE_FILE
+        if not file.is_file():
+            raise StoreError(f"no run store at {file}" + (f"; {hint}" if hint else ""))
+        return cls(file, read_only=read_only)
 
     def _create(self) -> None:
         for name, cols in TABLES.items():

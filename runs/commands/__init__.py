@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from bilevel.runs.store import Store, StoreError
+from bilevel.runs.store import Store
 
 DEFAULT_STORE = Path("bilevel-runs")
 STORE_ENV = "BILEVEL_STORE"
@@ -32,10 +32,7 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
 
 def open_existing(directory: Path) -> Store:
     """The store of ``directory`` for a read-only command; never creates one (a missing store is an error)."""
-    path = Path(directory) / "bilevel.sqlite"
-    if not path.is_file():
-        raise StoreError(f"no run store at {path}; point elsewhere with --store DIR or {STORE_ENV}=DIR")
-    return Store(path)
+    return Store.existing(Path(directory), hint=f"point elsewhere with --store DIR or {STORE_ENV}=DIR")
 
 
 def store_hint(directory: Path) -> str:
