@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from llm_servers import AnthropicServer, OllamaServer
 
-from bilevel.inner.chat import Caller, ChatRequest, ChatSettings
+from bilevel.inner.chat import Caller, CallRecord, ChatRequest, ChatSettings
 from bilevel.outer.authors.llm import MAX_MECHANISM_CHARS, answer_problem, extract_source, fenced_blocks
 from bilevel.outer.llm import model_ref
 
@@ -33,7 +33,7 @@ def test_a_json_block_before_the_python_block_is_not_taken() -> None:
               + source + "```\n\nIt fits a quadratic model and screens candidates.")
     got, summary = extract_source(answer)
     assert got == source and summary.startswith("Looking at the traces")
-    assert answer_problem(answer, got, False, 2000) is None  # 9,000 characters is within the stated limit
+    assert answer_problem(got, False, 2000) is None  # 9,000 characters is within the stated limit
 
 
 def test_of_two_python_blocks_the_one_defining_hooks_wins() -> None:
@@ -45,7 +45,7 @@ def test_of_two_python_blocks_the_one_defining_hooks_wins() -> None:
 
 def test_an_over_long_source_is_refused_with_its_length_not_cut() -> None:
     source = _long_mechanism(MAX_MECHANISM_CHARS + 500)
-    problem = answer_problem("", source, False, 3000)
+    problem = answer_problem(source, False, 3000)
     assert problem is not None and problem["status"] == "too_long"
     assert f"{len(source)} characters > {MAX_MECHANISM_CHARS}" in problem["message"]
 
@@ -73,17 +73,9 @@ def test_a_cut_answer_is_recorded_as_truncated(backend: str, monkeypatch: pytest
         record = Caller(ref).ask(ChatRequest("system", (("user", "write a mechanism"),), "author", "g0:c0:r0"))
         assert record.truncated and record.tokens_out == 40 and record.response
         source, _ = extract_source(record.response)
-        problem = answer_problem(record.response, source, record.truncated, record.tokens_out)
+        problem = answer_problem(source, record.truncated, record.tokens_out)
         assert problem is not None and problem["message"].startswith("answer truncated at 40 tokens")
         roomy = Caller(model_ref(f"{backend}:test-model", ChatSettings(retries=0, timeout_s=10.0, max_tokens=8192)))
         whole = roomy.ask(ChatRequest("system", (("user", "again"),), "author", "g0:c0:r1"))
         assert not whole.truncated and extract_source(whole.response)[0] == _long_mechanism(3_000)
-        assert CallRecordRoundTrip.truncated_survives(record)
-
-
-class CallRecordRoundTrip:
-    @staticmethod
-    def truncated_survives(record: Any) -> bool:
-        from bilevel.inner.chat import CallRecord
-
-        return CallRecord.from_json(record.to_json()).truncated is True
+        assert CallRecord.from_json(record.to_json()).truncated is True  # the store keeps the flag

@@ -93,7 +93,7 @@ def extract_source(text: str) -> tuple[str, str]:
     return source.strip() + "\n", summary[:120]
 
 
-def answer_problem(response: str, source: str, truncated: bool, tokens_out: int) -> dict[str, Any] | None:
+def answer_problem(source: str, truncated: bool, tokens_out: int) -> dict[str, Any] | None:
     """A failed check report for an answer that cannot be judged as it is (cut or over-long), else None."""
     if truncated:
         return {"ok": False, "status": "truncated",
@@ -145,7 +145,7 @@ class LLMAuthor:
             if record.error:
                 return None  # no answer to judge; the failed call is in the transcript
             source, summary = extract_source(record.response)
-            problem = answer_problem(record.response, source, record.truncated, record.tokens_out)
+            problem = answer_problem(source, record.truncated, record.tokens_out)
             mech = Mechanism(mechanism_name(source, ctx.generation, index), source)
             taken = set(ctx.incumbent.mechanism_ids) | {m.id for c in made for m in c.new}
             key = Stack((*ctx.incumbent.mechanisms, mech), ctx.incumbent.search).key
