@@ -32,68 +32,34 @@ a replayed or resumed run would not reproduce its proposals.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
-import os
-import select
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bilevel.mechanisms.contract import HOOK_NAMES
-from bilevel.sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
+from bilevel.sandbox.faults import UNAVAILABLE, Entry, Failure, FaultPolicy, death_outcome
+from bilevel.sandbox.outcome import Outcome, SandboxError, Status
 from bilevel.sandbox.policy import compile_mechanism
+from bilevel.sandbox.process import (  # noqa: F401 - re-exported
+    ROOT,
+    WORKER_ENV,
+    Limits,
+    ReadFailure,
+    WorkerProcess,
+)
 
-# The folder that holds the ``bilevel`` package (site-packages, or the checkout for an editable install).
-ROOT = str(Path(__file__).parent.parent.parent)
-STARTUP_TIMEOUT_S = 30.0
 DONE_GRACE_S = 5.0
 MAX_BLAMELESS_RETRIES = 2
 MESSAGE_CAP = 4_000
 TRACEBACK_CAP = 40_000
 MAX_VALUE_DEPTH = 80
-LINE_OVERHEAD_BYTES = 512 * 1024
-WORKER_ENV = {
-    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
-}
 _LOAD = "load"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one sandbox session and its worker."""
-
-    call_timeout_s: float = 2.0       # wall clock per call
-    run_timeout_s: float = 120.0      # total wall clock of all calls of one mechanism in one session
-    cpu_s: int = 600                  # RLIMIT_CPU of the worker
-    memory_bytes: int = 1 << 30       # RLIMIT_AS
-    file_size_bytes: int = 0
-    open_files: int = 64
-    max_value_bytes: int = 1_000_000
-    max_faults: int = 3               # a mechanism is disabled after this many CRASH/CONTRACT faults
-
-    def __post_init__(self) -> None:
-        if self.call_timeout_s <= 0 or self.run_timeout_s <= 0:
-            raise ValueError("timeouts must be positive")
-        if self.cpu_s < 1 or self.memory_bytes < 1 << 26 or self.open_files < 8:
-            raise ValueError("cpu_s >= 1, memory_bytes >= 64 MiB and open_files >= 8 are required")
-        if self.file_size_bytes < 0 or self.max_value_bytes < 1024 or self.max_faults < 1:
-            raise ValueError("file_size_bytes >= 0, max_value_bytes >= 1024 and max_faults >= 1 are required")
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+DEFAULT_LIMITS = Limits()
 
 
 def worker_command(root: str = ROOT) -> list[str]:
@@ -101,182 +67,6 @@ def worker_command(root: str = ROOT) -> list[str]:
     code = f"import sys; sys.path.insert(0, {root!r}); from bilevel.sandbox.worker import main; main()"
     return [sys.executable, "-s", "-P", "-c", code]
 
-
-# --------------------------------------------------------------------------- worker process
-class ReadFailure(StrEnum):
-    """Why no protocol line came back."""
-
-    TIMEOUT = "timeout"
-    EOF = "eof"
-    MALFORMED = "malformed"
-    OVERSIZED = "oversized"
-
-
-def _reap(proc: subprocess.Popen[bytes], tmpdir: str) -> None:
-    """Kill the worker's process group, wait for it, close its pipes, remove its directory."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.wait(timeout=10)
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-    shutil.rmtree(tmpdir, ignore_errors=True)
-
-
-class WorkerProcess:
-    """One worker process and its pipes. Created by a session; :meth:`kill` reaps it."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
-        try:
-            self.proc = subprocess.Popen(
-                worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=dict(WORKER_ENV), cwd=self.tmpdir, start_new_session=True, close_fds=True,
-            )
-        except OSError as exc:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            raise WorkerStartError(f"cannot start the sandbox worker: {exc}") from exc
-        self._finalizer = weakref.finalize(self, _reap, self.proc, self.tmpdir)
-        self.buf = bytearray()
-        self.max_line = limits.max_value_bytes + LINE_OVERHEAD_BYTES
-        self.layers: tuple[str, ...] = ()
-        self.cpu_s = 0.0
-        self.killed_by_host = False
-        self._handshake(limits)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _handshake(self, limits: Limits) -> None:
-        sent = self.send({"op": "init", "limits": limits.to_json()})
-        ready = self.read(time.monotonic() + STARTUP_TIMEOUT_S) if sent else ReadFailure.EOF
-        if isinstance(ready, ReadFailure) or ready.get("ready") is not True:
-            self.kill()
-            raise WorkerStartError(f"the sandbox worker did not start ({ready!r}, exit status {self.proc.returncode})")
-        layers = ready.get("layers")
-        if isinstance(layers, list) and all(isinstance(x, str) for x in layers):
-            self.layers = tuple(layers)
-
-    def send(self, obj: dict[str, Any]) -> bool:
-        """Write one request line; False if the worker is gone."""
-        data = (json.dumps(obj, allow_nan=True, separators=(",", ":")) + "\n").encode()
-        stdin = self.proc.stdin
-        if stdin is None:
-            return False
-        try:
-            stdin.write(data)
-            stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            return False
-        return True
-
-    def read(self, deadline: float) -> dict[str, Any] | ReadFailure:
-        """The next protocol line as a dict, or why there is none by ``deadline``."""
-        stdout = self.proc.stdout
-        if stdout is None:
-            return ReadFailure.EOF
-        fd = stdout.fileno()
-        while True:
-            nl = self.buf.find(b"\n")
-            if nl >= 0:
-                line = bytes(self.buf[:nl])
-                del self.buf[: nl + 1]
-                return self._parse(line)
-            if len(self.buf) > self.max_line:
-                return ReadFailure.OVERSIZED
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return ReadFailure.TIMEOUT
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                return ReadFailure.TIMEOUT
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return ReadFailure.EOF
-            self.buf += chunk
-
-    def _parse(self, line: bytes) -> dict[str, Any] | ReadFailure:
-        if len(line) > self.max_line:
-            return ReadFailure.OVERSIZED
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            return ReadFailure.MALFORMED
-        return obj if isinstance(obj, dict) else ReadFailure.MALFORMED
-
-    def alive(self) -> bool:
-        """Whether the process is still running (without reaping it)."""
-        if self.proc.returncode is not None:
-            return False
-        try:
-            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
-        except ChildProcessError:
-            return False
-
-    def kill(self) -> None:
-        """Kill the process group and reap it; idempotent."""
-        self._finalizer()
-
-    @property
-    def returncode(self) -> int | None:
-        return self.proc.returncode
-
-
-# --------------------------------------------------------------------------- session
-@dataclass
-class _Entry:
-    """The host's bookkeeping for one mechanism of the stack."""
-
-    mech_id: str
-    source: str
-    position: int
-    hooks: tuple[str, ...] = ()
-    enabled: bool = True
-    faults: int = 0
-    spent_s: float = 0.0
-    disabled: Outcome | None = None
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """The worker stopped answering during call ``index`` of a request; ``outcome`` blames that call.
-
-    ``index`` is -1 when the worker failed before acknowledging the request: nobody is to blame.
-    """
-
-    index: int
-    mech_id: str
-    outcome: Outcome
-
-    @property
-    def blameless(self) -> bool:
-        return self.index < 0
-
-
-_UNAVAILABLE = _Failure(-1, "", Outcome(Status.CRASH, message="the worker was unavailable", layer="host"))
-
-
-_SIGNAL_OUTCOMES: dict[int, tuple[Status, str]] = {
-    signal.SIGXCPU: (Status.TIMEOUT, "rlimit"),
-    signal.SIGKILL: (Status.MEMORY, "rlimit"),
-    signal.SIGXFSZ: (Status.POLICY_VIOLATION, "rlimit"),
-    signal.SIGSYS: (Status.POLICY_VIOLATION, "seccomp"),
-}
-
-
-def _death_outcome(returncode: int | None, hook: str, elapsed: float) -> Outcome:
-    """What a worker that died by itself during ``hook`` means."""
-    if returncode is not None and returncode < 0:
-        sig = -returncode
-        status, layer = _SIGNAL_OUTCOMES.get(sig, (Status.CRASH, "host"))
-        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
-        return Outcome(status, message=f"the worker died with {name} during {hook}", elapsed_s=elapsed, layer=layer)
-    return Outcome(Status.CRASH, message=f"the worker exited (status {returncode}) during {hook}",
-                   elapsed_s=elapsed, layer="host")
 
 
 def _clean(text: str, limit: int) -> str:
@@ -316,7 +106,7 @@ def _host_check(source: str, filename: str) -> Outcome:
     return compile_mechanism(source, filename)
 
 
-class SandboxSession:
+class SandboxSession(FaultPolicy):
     """The sandbox of one inner run: one long-lived worker holding a stack of mechanisms.
 
     Construct it, call :meth:`start`, then per inner-loop iteration call
@@ -326,7 +116,7 @@ class SandboxSession:
     """
 
     def __init__(self, mechanisms: Sequence[tuple[str, str]], space: dict[str, Any], seed: int, budget: int,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._worker: WorkerProcess | None = None
         self._layers: tuple[str, ...] = ()
@@ -339,7 +129,7 @@ class SandboxSession:
         if len(set(ids)) != len(ids):
             raise SandboxError(f"mechanism ids must be unique: {ids}")
         sources = [str(src) for _, src in mechanisms]
-        self._entries = {mid: _Entry(mid, src, pos) for pos, (mid, src) in enumerate(zip(ids, sources, strict=True))}
+        self._entries = {mid: Entry(mid, src, pos) for pos, (mid, src) in enumerate(zip(ids, sources, strict=True))}
         self._order = ids
         self._space = _plain_json(space, "space")
         self._seed = int(seed)
@@ -355,11 +145,6 @@ class SandboxSession:
         self.close()
 
     # -- public state -------------------------------------------------------------
-    @property
-    def active(self) -> list[str]:
-        """Enabled mechanism ids, in stack order."""
-        return [mid for mid in self._order if self._entries[mid].enabled]
-
     def hooks(self, mech_id: str) -> tuple[str, ...]:
         """The hooks ``mech_id`` defines (empty if it never loaded)."""
         return self._entry(mech_id).hooks
@@ -505,7 +290,7 @@ class SandboxSession:
                 pending = [m for m in pending[failure.index + 1:] if self._entries[m].enabled]
         return {mid: results[mid] for mid in mechs if mid in results}
 
-    def _after_failure(self, failure: _Failure, results: dict[str, Outcome], retries: int) -> int:
+    def _after_failure(self, failure: Failure, results: dict[str, Outcome], retries: int) -> int:
         """Record a failed call (or count a blameless retry); the caller then restarts the worker."""
         if failure.blameless:
             if retries >= MAX_BLAMELESS_RETRIES:
@@ -515,32 +300,8 @@ class SandboxSession:
         self._account(failure.mech_id, failure.outcome)
         return retries
 
-    def _within_budget(self, mechs: list[str], results: dict[str, Outcome]) -> list[str]:
-        """Drop (and disable, with TIMEOUT) mechanisms whose run budget is spent."""
-        keep = []
-        for mid in mechs:
-            entry = self._entries[mid]
-            if not entry.enabled:
-                continue
-            if entry.spent_s >= self.limits.run_timeout_s:
-                out = Outcome(Status.TIMEOUT, layer="timeout",
-                              message=f"run budget of {self.limits.run_timeout_s:.3g} s exhausted")
-                results[mid] = out
-                self._disable(mid, out)
-            else:
-                keep.append(mid)
-        return keep
-
-    def _call_limit(self, mech_id: str, charge: bool) -> tuple[float, str]:
-        if not charge:
-            return self.limits.call_timeout_s, "call timeout"
-        left = self.limits.run_timeout_s - self._entries[mech_id].spent_s
-        if left < self.limits.call_timeout_s:
-            return max(left, 0.0), "run budget"
-        return self.limits.call_timeout_s, "call timeout"
-
     def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]],
-                charge: bool) -> tuple[list[Outcome], _Failure | None]:
+                charge: bool) -> tuple[list[Outcome], Failure | None]:
         """Send one request and read one exit line per expected call, then ``done``.
 
         On a failure the worker is dead (killed if need be) and the failing call is blamed.
@@ -553,14 +314,14 @@ class SandboxSession:
         ack = worker.read(start + self.limits.call_timeout_s + DONE_GRACE_S) if worker.send(request) else None
         if not isinstance(ack, dict) or ack.get("ack") is not True:
             self._kill_worker()
-            return outcomes, _UNAVAILABLE
+            return outcomes, UNAVAILABLE
         for i, (mid, hook) in enumerate(calls):
             limit, kind = self._call_limit(mid, charge)
             event = worker.read(start + limit)
             now = time.monotonic()
             outcome = self._exit_outcome(event, mid, hook)
             if outcome is None:
-                return outcomes, _Failure(i, mid, self._fail(worker, event, hook, now - start, limit, kind))
+                return outcomes, Failure(i, mid, self._fail(worker, event, hook, now - start, limit, kind))
             if charge:
                 self._entries[mid].spent_s += now - start
             outcomes.append(outcome)
@@ -608,7 +369,7 @@ class SandboxSession:
             return Outcome(Status.TIMEOUT, elapsed_s=elapsed, layer="timeout",
                            message=f"{hook} exceeded the {kind} of {limit:.3g} s; the worker was killed")
         if died_alone:
-            return _death_outcome(worker.returncode, hook, elapsed)
+            return death_outcome(worker.returncode, hook, elapsed)
         detail = event.value if isinstance(event, ReadFailure) else f"unexpected line {str(event)[:200]!r}"
         if isinstance(event, dict) and "error" in event:
             detail = f"worker error: {str(event['error'])[:500]}"
@@ -618,7 +379,7 @@ class SandboxSession:
     # -- internals: worker ----------------------------------------------------------
     def _spawn(self) -> None:
         self._kill_worker()
-        self._worker = WorkerProcess(self.limits)
+        self._worker = WorkerProcess(self.limits, worker_command())
         self._layers = self._worker.layers
 
     def _kill_worker(self) -> None:
@@ -688,37 +449,6 @@ class SandboxSession:
                 report[mid] = outcome
                 self._disable(mid, outcome)
         return report
-
-    def _account(self, mech_id: str, outcome: Outcome) -> None:
-        """Count a fault; CRASH and CONTRACT faults disable at ``max_faults``, the others at once."""
-        if outcome.ok:
-            return
-        entry = self._entries[mech_id]
-        if outcome.status in (Status.CRASH, Status.CONTRACT_VIOLATION):
-            entry.faults += 1
-            if entry.faults < self.limits.max_faults:
-                return
-            outcome = dataclasses.replace(outcome, message=f"{entry.faults} faults, last: {outcome.message}")
-        self._disable(mech_id, outcome)
-
-    def _disable(self, mech_id: str, outcome: Outcome) -> None:
-        entry = self._entry(mech_id)
-        if entry.enabled:
-            entry.enabled = False
-            entry.disabled = outcome
-
-    def _disabled_outcome(self, entry: _Entry) -> Outcome:
-        why = entry.disabled or Outcome(Status.CONTRACT_VIOLATION, message="disabled", layer="host")
-        return Outcome(why.status, message=f"mechanism disabled: {why.message}", layer=why.layer)
-
-    def _active_with(self, hook: str) -> list[str]:
-        return [mid for mid in self.active if hook in self._entries[mid].hooks]
-
-    def _entry(self, mech_id: str) -> _Entry:
-        try:
-            return self._entries[mech_id]
-        except KeyError:
-            raise SandboxError(f"unknown mechanism {mech_id!r}") from None
 
     def _check_open(self) -> None:
         if self._closed:
