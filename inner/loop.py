@@ -2,8 +2,9 @@
 
 One call of :func:`run_inner` is one inner run: a benchmark instance, a seed,
 a stack of sandboxed mechanisms and a base proposer. The keep/revert rule is
-fixed here and cannot be changed by mechanisms: a trial becomes the
-incumbent only if its score is strictly lower than the incumbent's.
+fixed (``inner.records.beats_incumbent``, the one copy) and cannot be changed
+by mechanisms: a trial becomes the incumbent only if its score is strictly
+lower than the incumbent's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bilevel.inner.chat import ModelRef
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
-from bilevel.inner.records import HookEvent, InnerResult, Trial
+from bilevel.inner.records import HookEvent, InnerResult, Trial, beats_incumbent
 from bilevel.inner.search_config import SearchConfig
 from bilevel.inner.space import Config, Space, SpaceError
 from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
@@ -218,7 +219,7 @@ class InnerLoop:
         it = _Iteration(index=t)
         candidate, source = self._select(it)
         score, error = self._evaluate(candidate)
-        kept = score is not None and (self.incumbent is None or score < _score(self.incumbent))
+        kept = beats_incumbent(score, self.incumbent)
         draft = Trial(t, candidate, score, kept, source, it.rejections, (), "; ".join([*it.notes, error]).strip("; "))
         it.events.extend(self._observe(draft))
         trial = Trial(t, candidate, score, kept, source, it.rejections, tuple(it.events), draft.error)
@@ -337,10 +338,6 @@ class _EvaluatedElsewhere:
 
     def evaluate(self, config: Config) -> float:
         raise ObjectiveError("this inner loop is driven by ask/tell; its candidates are evaluated elsewhere")
-
-
-def _score(trial: Trial) -> float:
-    return math.inf if trial.score is None else trial.score
 
 
 def _fault_event(mid: str, hook: str, out: Outcome) -> HookEvent:

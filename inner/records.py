@@ -61,6 +61,15 @@ class Trial:
                    d.get("error", ""))
 
 
+def beats_incumbent(score: float | None, incumbent: Trial | None) -> bool:
+    """The inner loop's fixed keep rule: a trial becomes the incumbent only if it has a score and that
+    score is strictly lower than the incumbent's (a tie keeps the incumbent). Called by the inner loop
+    for every finished trial, and by ``runs.optuna_sampler`` for every optuna trial it is told."""
+    if score is None:
+        return False
+    return incumbent is None or incumbent.score is None or score < incumbent.score
+
+
 @dataclass(frozen=True)
 class InnerResult:
     """All trials of one inner run, with the best-so-far curve."""

@@ -37,7 +37,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from bilevel.inner.loop import InnerLoop, InnerSettings, derive_seed
-from bilevel.inner.records import Trial
+from bilevel.inner.records import Trial, beats_incumbent
 from bilevel.inner.space import CategoricalParam, FloatParam, IntParam, Param, Space, SpaceError
 from bilevel.judge.stack import Stack
 from bilevel.runs.history import stack_from_sources, stack_json_with_sources
@@ -132,9 +132,8 @@ class _Search:
             return
         value = trial.value if trial.state == TrialState.COMPLETE and trial.value is not None else None
         score = None if value is None or not math.isfinite(value) else sign * float(value)
-        incumbent = self.loop.incumbent
-        best = math.inf if incumbent is None or incumbent.score is None else incumbent.score
-        self.loop.tell(Trial(len(self.loop.trials), config, score, score is not None and score < best, "optuna"))
+        kept = beats_incumbent(score, self.loop.incumbent)
+        self.loop.tell(Trial(len(self.loop.trials), config, score, kept, "optuna"))
 
     def propose(self) -> dict[str, Any]:
         """One candidate: guidance, a mechanism's or the base proposer's proposal, then the reviews."""

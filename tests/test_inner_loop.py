@@ -108,3 +108,31 @@ def test_ask_tell_makes_the_same_trials_as_run() -> None:
         loop.close()
     assert len({repr(t.config) for t in whole.trials}) > 10, "the run should explore, or the check is vacuous"
     assert [(t.config, t.source, t.kept) for t in loop.trials] == [(t.config, t.source, t.kept) for t in whole.trials]
+
+
+class Flat:
+    """A test objective with the same score everywhere: every trial after the first ties the incumbent."""
+
+    @property
+    def space(self) -> Space:
+        return SPACE
+
+    def evaluate(self, config: Config) -> float:
+        return 2.5
+
+
+def test_a_tie_with_the_incumbent_is_not_kept() -> None:
+    result = run_inner(Flat(), [], InnerSettings(budget=6), seed=3)
+    assert [t.kept for t in result.trials] == [True, False, False, False, False, False]
+    assert [t.index for t in result.trials if t.kept] == [0]
+
+
+def test_the_keep_rule_is_strict_and_skips_failures() -> None:
+    from bilevel.inner.records import Trial, beats_incumbent
+
+    inc = Trial(0, {}, 1.0, True, "x")
+    assert beats_incumbent(1.0, None)
+    assert not beats_incumbent(1.0, inc)
+    assert beats_incumbent(0.999, inc)
+    assert not beats_incumbent(None, inc)
+    assert not beats_incumbent(None, None)

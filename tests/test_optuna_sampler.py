@@ -68,3 +68,15 @@ def test_refuses_a_file_of_another_format(tmp_path: Path) -> None:
     bad.write_text('{"format": "something-else"}')
     with pytest.raises(ValueError, match="not a bilevel sampler file"):
         StackSampler.load(bad)
+
+
+def test_a_tie_with_the_incumbent_is_not_kept_by_the_sampler() -> None:
+    """The sampler tells its loop with the inner loop's keep rule: a trial that ties the best is not kept."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = StackSampler(STACK, seed=2)
+    study = optuna.create_study(sampler=s)
+    study.optimize(lambda t: 0.0 * _quadratic(t) + 1.0, n_trials=6)
+    searches = list(s._searches.values())
+    kept = [t.kept for search in searches for t in search.loop.trials]
+    s.close()
+    assert kept and kept[0] and not any(kept[1:]), kept
