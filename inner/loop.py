@@ -239,6 +239,9 @@ class InnerLoop:
             except ContractError as exc:
                 self._contract_fault(it, mid, "guide", str(exc))
                 continue
+            if "centre" in g and (problem := self._invalid(g["centre"])):
+                self._contract_fault(it, mid, "guide", f"guidance 'centre' is not a valid config: {problem}")
+                continue
             it.events.append(HookEvent(mid, "guide", Status.OK.value, bool(g)))
             parts.append(g)
         return merge_guidance(parts)

@@ -235,7 +235,7 @@ def _choose(movable: list[Param], focus: Iterable[str], n_changes: int, rng: np.
 
 
 class GreedyProposer(Proposer):
-    """The plain autoresearch baseline: perturb the incumbent a little.
+    """The plain autoresearch baseline: perturb the incumbent a little (or ``guidance["centre"]``).
 
     The first ``init_random`` proposals (and any before there is an
     incumbent) are uniform random. Afterwards each proposal copies the
@@ -247,7 +247,9 @@ class GreedyProposer(Proposer):
     cube so that a value on a bound still moves; an integer that would not
     change moves by one. A simplex block moves as a block: every domain's unit
     coordinate (``w / max w``) gets noise, and the block is renormalised. A
-    categorical takes another of its choices, uniformly. Stateless: a
+    categorical takes another of its choices, uniformly. When a mechanism
+    gives ``guidance["centre"]`` (a restart), that config is perturbed instead
+    of the incumbent's. Stateless: a
     proposal depends only on ``(seed, trial_index, attempt)``, the incumbent
     and the guidance.
     """
@@ -261,7 +263,7 @@ class GreedyProposer(Proposer):
         if incumbent is None or trial_index < self.config.init_random:
             return _keep(_random_config(self.space, rng), incumbent, frozen)
         movable = [p for p in self.space.params if p.name not in frozen and _can_move(p)]
-        out = copy.deepcopy(incumbent.config)
+        out = copy.deepcopy(guidance.get("centre", incumbent.config))
         if not movable:
             return _ordered(self.space, out)
         sigma = self.config.step_size * float(guidance.get("step_scale", 1.0))

@@ -16,7 +16,8 @@ Call order, per inner-loop iteration ``t`` (0-based), for a stack ``[m1..mk]``:
 
 1. ``guide(ctx, state)`` on every mechanism, in stack order. It returns
    ``None`` or a guidance dict (see :data:`GUIDANCE_KEYS`). The host merges
-   guidance (``focus`` and ``freeze`` are united, ``step_scale`` multiplied)
+   guidance (``focus`` and ``freeze`` are united, ``step_scale`` multiplied,
+   ``centre`` taken from the first mechanism in stack order that gives one)
    and shows the merged guidance to the base proposer and, as
    ``ctx["guidance"]``, to ``propose`` and ``review``.
 2. ``propose(ctx, state)`` on each mechanism in stack order until one returns
@@ -78,6 +79,8 @@ GUIDANCE_KEYS: dict[str, str] = {
     "focus": "list of parameter names the base proposer should prefer to change",
     "freeze": "list of parameter names the base proposer must not change",
     "step_scale": "positive number multiplying the base proposer's step size",
+    "centre": "a config the base proposer perturbs instead of the incumbent (a restart); the host checks it "
+              "against the space",
 }
 
 
@@ -114,15 +117,24 @@ def check_guidance(value: Any, param_names: list[str]) -> dict[str, Any]:
         if isinstance(s, bool) or not isinstance(s, int | float) or not (0.0 < float(s) <= 100.0):
             raise ContractError(f"guidance 'step_scale' must be a number in (0, 100], got {s!r}")
         out["step_scale"] = float(s)
+    if "centre" in value:
+        c = value["centre"]
+        if not isinstance(c, dict) or sorted(c) != sorted(param_names):
+            raise ContractError("guidance 'centre' must be a config: a dict with a value for every parameter "
+                                f"{sorted(param_names)}")
+        out["centre"] = c
     return out
 
 
 def merge_guidance(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Merge canonical guidance dicts: focus and freeze united, step_scale multiplied."""
+    """Merge canonical guidance dicts: focus and freeze united, step_scale multiplied, the first centre."""
     focus: set[str] = set()
     freeze: set[str] = set()
     scale = 1.0
+    centre: dict[str, Any] | None = None
     for g in parts:
+        if centre is None and "centre" in g:
+            centre = g["centre"]
         focus.update(g.get("focus", []))
         freeze.update(g.get("freeze", []))
         scale *= float(g.get("step_scale", 1.0))
@@ -133,4 +145,6 @@ def merge_guidance(parts: list[dict[str, Any]]) -> dict[str, Any]:
         out["freeze"] = sorted(freeze)
     if scale != 1.0:
         out["step_scale"] = min(100.0, max(1e-3, scale))
+    if centre is not None:
+        out["centre"] = centre
     return out

@@ -24,7 +24,7 @@ EXPECTED_HOOKS = {
     "tabu": ["review", "observe"],
     "ucb_bandit": ["guide", "observe"],
     "lhs_design": ["propose"],
-    "restart_plateau": ["propose", "observe"],
+    "restart_plateau": ["guide", "propose", "observe"],
     "trust_region": ["guide", "observe"],
     "elite_crossover": ["propose"],
     "sham": ["review"],
@@ -259,8 +259,13 @@ def test_restart_after_patience_failures_then_reset(drive: Any) -> None:
     restart = d.value("propose")
     assert restart is not None
     Space.from_json(space).validate(restart)
+    assert d.value("guide") is None  # the centre is the incumbent until a restart
     d.tell(restart, 3.0)
     assert d.value("propose") is None  # the count starts again
+    assert d.value("guide") == {"centre": restart}  # the search centre moved to the (worse) restart point
+    better = {"x0": 0.1, "x1": 0.2, "x2": 0.3}
+    d.tell(better, 2.5)  # beats the centre, not the incumbent
+    assert d.value("guide") == {"centre": better}
 
 
 def test_restart_never_fires_while_improving(drive: Any) -> None:

@@ -136,3 +136,23 @@ def test_the_keep_rule_is_strict_and_skips_failures() -> None:
     assert beats_incumbent(0.999, inc)
     assert not beats_incumbent(None, inc)
     assert not beats_incumbent(None, None)
+
+
+BAD_CENTRE = "def guide(ctx, state):\n    return {'centre': {'x': 5.0, 'y': 0.0, 'mix': {'a': 1.0, 'b': 0.0, 'c': 0.0}}}\n"
+
+
+def test_a_centre_outside_the_space_is_a_contract_fault() -> None:
+    result = run_inner(Sphere(), [("c", BAD_CENTRE)], InnerSettings(budget=3), seed=2)
+    guides = [h for t in result.trials for h in t.hooks if h.hook == "guide"]
+    assert guides and guides[0].status == "contract_violation" and "centre" in guides[0].message
+
+
+def test_guidance_centre_is_checked_and_the_first_one_wins() -> None:
+    import pytest
+
+    from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
+
+    with pytest.raises(ContractError, match="centre"):
+        check_guidance({"centre": {"x": 1.0}}, ["x", "y"])
+    a, b = {"centre": {"x": 1}}, {"centre": {"x": 2}, "step_scale": 2.0}
+    assert merge_guidance([a, b]) == {"centre": {"x": 1}, "step_scale": 2.0}

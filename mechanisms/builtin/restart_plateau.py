@@ -1,8 +1,8 @@
-"""Restarts on plateau.
+"""Restarts on plateau: a restart that really restarts the search (the restart-only control).
 
-``observe`` counts the trials since the incumbent last improved (a trial was
-kept). Once PATIENCE trials in a row have failed to improve it, ``propose``
-offers one restart point, and the count starts again after that trial:
+``observe`` counts the trials since the search centre last improved. The
+centre is the incumbent until the first restart. Once PATIENCE trials in a
+row have failed to improve it, ``propose`` offers one restart point:
 
 - with probability ELITE_SHARE, a kick: one of the ELITE_SIZE best trials,
   perturbed widely (Gaussian noise of RESTART_SIGMA on every unit
@@ -10,7 +10,15 @@ offers one restart point, and the count starts again after that trial:
 - otherwise, the most novel of N_CANDIDATES uniform random points: the one
   farthest (in the unit cube) from every trial so far.
 
-It proposes nothing while the search is improving.
+The trial evaluated at a restart becomes the search centre, whether or not
+it beats the incumbent (the best-so-far still scores the run); afterwards
+the centre moves to any trial that beats it, and the count starts again.
+While the centre is not the incumbent, ``guide`` returns it as
+``{"centre": config}``, so the base proposer perturbs the restart basin's
+best point instead of the incumbent (a base strategy that ignores
+``centre``, such as random or TPE, is not restarted, and the judge's
+counterfactual activation check sees that). It proposes nothing while the
+search is improving.
 
 Tunables:
 - PATIENCE: failed trials in a row before a restart.
@@ -34,12 +42,30 @@ N_CANDIDATES = 16
 
 def observe(ctx, state, trial):
     since = state.get("since", 0)
-    if since >= PATIENCE or trial["kept"]:
-        state["since"] = 0
-    else:
-        state["since"] = since + 1
+    score = trial["score"]
+    centre = state.get("centre")
     if since >= PATIENCE:
+        # This trial is the restart point: the search centre moves there, better or not.
+        state["since"] = 0
         state["restarts"] = state.get("restarts", 0) + 1
+        if score is not None:
+            state["centre"] = {"config": trial["config"], "score": score}
+        return
+    improved = trial["kept"] or (score is not None and centre is not None and score < centre["score"])
+    if not improved:
+        state["since"] = since + 1
+        return
+    state["since"] = 0
+    if centre is not None:
+        state["centre"] = {"config": trial["config"], "score": score}
+
+
+def guide(ctx, state):
+    centre = state.get("centre")
+    incumbent = ctx["incumbent"]
+    if centre is None or incumbent is None or centre["config"] == incumbent["config"]:
+        return None
+    return {"centre": centre["config"]}
 
 
 def min_dist(u, points):
