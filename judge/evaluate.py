@@ -43,6 +43,9 @@ class EvalResult:
     trace: dict[str, Any] | None = None  # the whole InnerResult, kept for search-panel runs only
     llm_calls: tuple[dict[str, Any], ...] = ()  # the LLM proposer's call records, for the run store
     sandbox_layers: tuple[str, ...] = ()  # the sandbox layers active in the run's worker (none: no mechanism)
+    failed_trials: int = 0  # trials with no score (the objective failed, or the candidate was invalid)
+    first_failure: str = ""  # the first failed trial's error, for the run's failure report
+    best_config: dict[str, Any] | None = None  # the best trial's config (``bilevel best``); None: no trial scored
 
     def inner_result(self) -> InnerResult:
         if self.trace is None:
@@ -92,10 +95,12 @@ def summarise_run(instance: Instance, seed: int, result: InnerResult, benchmark:
             fired[m] = fired.get(m, 0) + 1
         for m in changed_here:
             changed[m] = changed.get(m, 0) + 1
+    failed = [t for t in result.trials if t.score is None]
     return EvalResult(instance.key, instance.group, seed, score.primary, dict(score.subscores),
                       len(result.trials), calls, faults, fired, changed, tuple(result.best_so_far),
                       tuple(fault_list), elapsed_s, _trace(result) if keep_trace else None, result.llm_calls,
-                      result.sandbox_layers)
+                      result.sandbox_layers, len(failed), failed[0].error[:1000] if failed else "",
+                      None if result.best is None else dict(result.best.config))
 
 
 def _trace(result: InnerResult) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from bilevel.inner.chat import ChatError
 from bilevel.judge.errors import JudgeError
 from bilevel.outer.errors import OuterError
 from bilevel.runs.commands import MODULES, add_store_argument, open_existing, store_hint
-from bilevel.runs.driver import create_run, effective_spec, execute
+from bilevel.runs.driver import check_new_run, effective_spec, execute, record_run, with_workdir
+from bilevel.runs.failures import failed_trials_line, failure_counts
 from bilevel.runs.llm_setup import ledger_lines
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import SpecError, load_spec
@@ -135,9 +136,10 @@ def _print_summary(lines: Sequence[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, _run_overrides(args))
+    spec = with_workdir(load_spec(args.spec, _run_overrides(args)), args.spec)
+    setup = check_new_run(spec)  # before the store exists: a failed check leaves nothing behind
     store = Store.in_dir(args.store)
-    run_id = create_run(store, spec)
+    run_id = record_run(store, spec, setup)
     print(f"run: {run_id}", flush=True)
     return _execute(store, run_id)
 
@@ -149,7 +151,8 @@ def _execute(store: Store, run_id: str) -> int:
     _CURRENT["run"] = run_id
     _CURRENT["store"] = store_hint(store.path.parent)
     with Progress() as progress:
-        summary = execute(store, run_id, progress=progress.stage, on_eval=progress.evaluation)
+        summary = execute(store, run_id, progress=progress.stage, on_eval=progress.evaluation,
+                          on_failed=progress.failures)
     _print_summary(summary.lines())
     return 0
 
@@ -200,11 +203,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     row = store.run(args.run_id)
     summary = last_summary(store, args.run_id)
     say(f"run: {row.run_id}")
+    replays = store.events(args.run_id, "replay_of")
+    if replays:
+        say(f"replay of {replays[0].get('original')}")
     say(f"benchmark: {row.spec['run']['benchmark']}")
     say(f"manifest: {row.manifest_hash[:16]}")
     say(f"sandbox layers: {sandbox_layers_line(store, args.run_id)}")
     if summary is None:
-        say(f"status: not finished (bilevel resume {row.run_id}{store_hint(args.store)})")
+        status = run_status(store, args.run_id, None)
+        say(f"status: {status} (bilevel resume {row.run_id}{store_hint(args.store)} once the cause is fixed)")
+        say(f"failed_trials: {failed_trials_line(failure_counts(store, args.run_id))}")
     else:
         for k, v in summary.items():
             if k not in ("run", "benchmark", "manifest"):
@@ -236,23 +244,38 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = open_existing(args.store)
-    say("\t".join(("id", "date", "status", "benchmark", "author", "kept")))
+    say("\t".join(("id", "date", "status", "benchmark", "author", "kept", "failed_trials")))
     for run_id in store.run_ids():
         say("\t".join(_run_cells(store, run_id)))
     return 0
 
 
 def _run_cells(store: Store, run_id: str) -> list[str]:
-    """One row of ``bilevel runs``: id, date (UTC), status, benchmark, author, kept."""
+    """One row of ``bilevel runs``: id, date (UTC), status, benchmark, author, kept, failed trials."""
     import time
 
     row = store.run(run_id)
     summary = last_summary(store, run_id)
-    status = "not finished" if summary is None else f"finished ({summary.get('stopped') or 'done'})"
     kept = "-" if summary is None else str(summary.get("kept", "?"))
     date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.created))
     run = row.spec.get("run", {})
-    return [run_id, date, status, str(run.get("benchmark", "?")), str(run.get("author", "?")), kept]
+    counts = failure_counts(store, run_id)
+    failed = f"{sum(c.failed for c in counts.values())}/{sum(c.trials for c in counts.values())}"
+    return [run_id, date, run_status(store, run_id, summary), str(run.get("benchmark", "?")),
+            str(run.get("author", "?")), kept, failed]
+
+
+def run_status(store: Store, run_id: str, summary: dict[str, Any] | None) -> str:
+    """``finished (...)``, ``failed: ...`` or ``not finished``, and ``replay of RUN`` for a replay."""
+    errors = store.events(run_id, "run_error")
+    if summary is not None:
+        status = f"finished ({summary.get('stopped') or 'done'})"
+    elif errors:
+        status = f"failed: {str(errors[-1].get('message', ''))[:120]}"
+    else:
+        status = "not finished"
+    replays = store.events(run_id, "replay_of")
+    return status + (f", replay of {replays[0].get('original')}" if replays else "")
 
 
 def cmd_sandbox_check(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bilevel.inner.loop import InnerSettings
@@ -24,7 +25,9 @@ from bilevel.outer.authors import Author, make_author
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import ExecutorSpec, make_executor
 from bilevel.outer.loop import OuterLoop, OuterSettings, OuterState
+from bilevel.runs.failures import FailureWatch, failed_trials_line, failure_counts
 from bilevel.runs.llm_setup import LedgerGuard, author_caller, check_models, inner_model
+from bilevel.runs.preflight import check_panel_sizes, default_workdir, preflight_trial
 from bilevel.runs.spec import RunSpec, merge
 from bilevel.runs.store import RunRecorder, Store
 from bilevel.sandbox import Limits
@@ -42,7 +45,9 @@ class JudgeSetup:
 
 def judge_setup(spec: RunSpec) -> JudgeSetup:
     benchmark = get_benchmark(spec["run"]["benchmark"], spec["benchmark"])
-    panels = split_panels(benchmark.instances(), PanelSpec(**spec["panels"]))
+    panel_spec = PanelSpec(**spec["panels"])
+    check_panel_sizes(len(benchmark.instances()), panel_spec, spec["run"]["benchmark"])
+    panels = split_panels(benchmark.instances(), panel_spec)
     thresholds = Thresholds.from_json(spec["judge"])
     return JudgeSetup(benchmark, panels, thresholds, build_manifest(benchmark, panels, thresholds))
 
@@ -68,15 +73,35 @@ def new_run_id(spec: RunSpec) -> str:
     return f"{spec['run']['benchmark']}-{stamp}-{secrets.token_hex(3)}"
 
 
-def create_run(store: Store, spec: RunSpec) -> str:
-    """Record a new run (its spec and judge manifest) and return its id; nothing is evaluated yet."""
+def with_workdir(spec: RunSpec, spec_path: Path | None) -> RunSpec:
+    """``spec`` with a user benchmark's ``workdir`` defaulting to the spec file's folder (else the current one)."""
+    options = default_workdir(spec["benchmark"], spec["run"]["benchmark"], spec_path)
+    return spec if options is spec["benchmark"] else RunSpec({**spec.to_json(), "benchmark": options})
+
+
+def check_new_run(spec: RunSpec, preflight: bool = True) -> JudgeSetup:
+    """Every check made before a run is recorded: the judge (panel sizes), the author, the models and one
+    pre-flight trial of the benchmark (``preflight``). Raises with the cause; records nothing."""
     setup = judge_setup(spec)
     if spec["run"]["author"] != "llm":
         make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
     check_models(spec)  # a missing API key, package or model path fails before anything is recorded
+    if preflight:
+        preflight_trial(setup.benchmark, setup.panels, spec["run"]["benchmark"])
+    return setup
+
+
+def record_run(store: Store, spec: RunSpec, setup: JudgeSetup) -> str:
+    """Record a new run (its spec and judge manifest) that ``check_new_run`` passed; return its id."""
     run_id = new_run_id(spec)
     store.create_run(run_id, spec.to_json(), setup.manifest.to_json(), setup.manifest.hash)
     return run_id
+
+
+def create_run(store: Store, spec: RunSpec, preflight: bool = True) -> str:
+    """Check and record a new run and return its id; nothing is evaluated yet except one pre-flight
+    trial of the benchmark (``preflight``), which must succeed."""
+    return record_run(store, spec, check_new_run(spec, preflight))
 
 
 def effective_spec(store: Store, run_id: str) -> RunSpec:
@@ -102,14 +127,18 @@ def _ci(c: Comparison) -> str:
 
 
 def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda _m: None,
-            on_eval: Callable[[int, int], None] | None = None, author: Author | None = None) -> Summary:
+            on_eval: Callable[[int, int], None] | None = None, author: Author | None = None,
+            on_failed: Callable[[int], None] | None = None) -> Summary:
     """Run (or continue) ``run_id`` to its end and return its summary.
 
     ``author`` replaces the spec's author (the ablation's Level-1.5-only group
     passes one that writes nothing).
 
+    ``on_failed(n)`` hears of the failed trials of each inner run that had some (progress).
+
     Raises ``judge.errors.ManifestMismatch`` before doing anything if the
-    judge differs from the one the run was started with.
+    judge differs from the one the run was started with, and
+    ``runs.failures.BaselineFailed`` if the baseline fails every trial of a panel.
     """
     started = time.monotonic()
     row = store.run(run_id)
@@ -120,8 +149,10 @@ def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda 
     settings = inner_settings(spec)
     run = spec["run"]
     executor = make_executor(ExecutorSpec(run["executor"], run["workers"], run["address"]))
+    first_panel = setup.panels.search or setup.panels.validation
+    watch = FailureWatch(recorder, Stack((), settings.search).key, len(first_panel), on_failed)
     evaluator = PanelEvaluator(BenchmarkRef.of(run["benchmark"], spec["benchmark"]), settings,
-                               cache=recorder, workers=run["workers"], on_eval=on_eval, executor=executor)
+                               cache=watch, workers=run["workers"], on_eval=on_eval, executor=executor)
     try:
         state = _outer(spec, setup, settings, evaluator, recorder, progress, started, author).run()
         summary = _summarise(run_id, spec, setup, evaluator, state, recorder, started, progress)
@@ -182,6 +213,7 @@ def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEv
         "test_ci": _ci(test),
         "test_ci_unit": test.unit,
         "test_pairs": test.n_pairs,
+        "failed_trials": failed_trials_line(failure_counts(recorder.store, run_id)),
         "score": f"{setup.benchmark.SCORE_TEXT}; improvement = baseline - kept",
         "manifest": setup.manifest.hash[:16],
         "stopped": state.stopped or "completed",

@@ -19,6 +19,7 @@ class Progress:
         self.last_print = 0.0
         self.stage_text = "starting"
         self.evals = 0
+        self.failed = 0
         self.batch = ""
         self._width = 0
 
@@ -31,10 +32,16 @@ class Progress:
         self.batch = f"{done}/{total}"
         self._show(force=False)
 
+    def failures(self, n: int) -> None:
+        """Called with the failed trials of each inner run that had some."""
+        self.failed += n
+        self._show(force=False)
+
     def _line(self) -> str:
         elapsed = time.monotonic() - self.start
         batch = f" [{self.batch}]" if self.batch else ""
-        return f"[{elapsed:6.1f}s] {self.stage_text}{batch} | inner runs: {self.evals}"
+        failed = f" | failed trials: {self.failed}" if self.failed else ""
+        return f"[{elapsed:6.1f}s] {self.stage_text}{batch} | inner runs: {self.evals}{failed}"
 
     def _show(self, force: bool) -> None:
         now = time.monotonic()

@@ -84,9 +84,10 @@ def test_bilevel_store_env_is_the_default_and_the_flag_wins(tmp_path: Path, monk
     assert (env_store / "bilevel.sqlite").is_file()
     assert main(["runs"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split("\t") == ["id", "date", "status", "benchmark", "author", "kept"]
+    assert lines[0].split("\t") == ["id", "date", "status", "benchmark", "author", "kept", "failed_trials"]
     cells = lines[1].split("\t")
-    assert cells[0] == run_id and cells[2].startswith("finished") and cells[3] == "bbob" and len(cells) == 6
+    assert cells[0] == run_id and cells[2].startswith("finished") and cells[3] == "bbob" and len(cells) == 7
+    assert cells[6].startswith("0/")
     assert main(["runs", "--store", str(flag_store)]) == 2  # the flag beats the environment
     assert "flag" in capsys.readouterr().err
 

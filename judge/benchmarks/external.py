@@ -20,7 +20,9 @@ of ``"name:float:low:high[:log]"``, ``"name:int:low:high[:log]"``,
 ``"name:cat:a|b|c"`` or ``"name:simplex:a|b|c"``), ``instances`` (names,
 ``"group/name"`` to set a group; default 12 instances ``i0..i11``),
 ``timeout_s``, ``metric``, ``direction``, ``higher_is_better`` (sub-score
-names whose direction is up; the rest are lower-is-better), ``workdir``.
+names whose direction is up; the rest are lower-is-better), ``workdir`` (the folder
+trials run in; ``bilevel run`` sets it to the spec file's folder when the spec
+does not, and for ``python`` it is importable too), ``pythonpath`` (python only).
 
 Score of one inner run: ``primary`` = the best trial's (signed) score;
 sub-scores are the best trial's; ``auc`` the mean best-so-far.
@@ -178,6 +180,24 @@ class CommandObjective:
         return value
 
 
+@dataclass(frozen=True)
+class PythonObjective(CommandObjective):
+    """One (instance, seed) of a python benchmark: a trial is one request to this process's long-lived
+    child for the callable (``pychild``); picklable."""
+
+    target: str = ""
+    pythonpath: tuple[str, ...] = ()
+
+    def evaluate(self, config: Config) -> float:
+        from bilevel.judge.benchmarks.pychild import child_for
+
+        result = child_for(self.target, self.pythonpath, self.workdir).call(
+            {"config": config, "instance": self.instance, "seed": self.seed}, self.timeout_s)
+        value = self.sign * read_number(result, self.metric)
+        _SUBSCORES[_memo_key(self.bench, self.instance, config, value)] = read_subscores(result)
+        return value
+
+
 class CommandBenchmark(Benchmark):
     """The user's benchmark as a shell command (see the module docstring for the contract)."""
 
@@ -285,6 +305,11 @@ class PythonBenchmark(CommandBenchmark):
         self.command = callable
         # run the runner as a plain script: ``-m`` would import the whole benchmark registry first
         self.argv = (sys.executable, str(Path(__file__).with_name("pyrunner.py")), callable, *self.pythonpath)
+
+    def objective(self, instance: Instance, seed: int) -> PythonObjective:
+        return PythonObjective(self.name, self.argv, self.space_, str(instance.data["name"]), int(seed),
+                               self.timeout_s, self.metric, -1.0 if self.direction == "maximize" else 1.0,
+                               self.workdir, self.callable, self.pythonpath)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
