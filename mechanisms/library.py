@@ -16,6 +16,12 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "restart_plateau",
     "trust_region",
     "elite_crossover",
+    "quad_surrogate",
+    "one_plus_one_es",
+    "coord_step",
+    "halton_design",
+    "cma_rank_one",
+    "simplex_thompson",
 )
 """The built-in search mechanisms (the controls' ``sham`` is not one of them)."""
 

@@ -27,6 +27,12 @@ EXPECTED_HOOKS = {
     "restart_plateau": ["guide", "propose", "observe"],
     "trust_region": ["guide", "observe"],
     "elite_crossover": ["propose"],
+    "quad_surrogate": ["propose"],
+    "one_plus_one_es": ["propose", "observe"],
+    "coord_step": ["propose", "observe"],
+    "halton_design": ["propose", "observe"],
+    "cma_rank_one": ["propose", "observe"],
+    "simplex_thompson": ["propose", "observe"],
     "sham": ["review"],
 }
 
@@ -84,7 +90,8 @@ def drive() -> Iterator[Any]:
 # --------------------------------------------------------------------------- library
 def test_library_names() -> None:
     assert library.BUILTIN_NAMES == ("tabu", "ucb_bandit", "lhs_design", "restart_plateau", "trust_region",
-                                     "elite_crossover")
+                                     "elite_crossover", "quad_surrogate", "one_plus_one_es", "coord_step",
+                                     "halton_design", "cma_rank_one", "simplex_thompson")
     assert library.CONTROL_NAMES == ("sham", "restart_plateau")
     assert set(library.all_sources()) == set(library.BUILTIN_NAMES) | {"sham"}
 

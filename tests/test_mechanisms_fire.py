@@ -1,28 +1,50 @@
-"""Each built-in mechanism, loaded through the sandbox, measurably changes the search on a BBOB instance."""
+"""Each built-in mechanism, loaded through the sandbox, measurably changes the search on a benchmark.
+
+BBOB for every mechanism that works on any space; a small data-mix objective (a simplex block of
+four domains and one float) for the one that only acts on a mix.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from bilevel.inner.loop import InnerSettings, run_inner
+from bilevel.inner.space import Space
 from bilevel.judge.benchmarks import get_benchmark
 from bilevel.judge.stack import Mechanism
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 
 BENCH = get_benchmark("bbob", {"functions": [8], "dimensions": [5], "instance_ids": [1]})
 SETTINGS = InnerSettings(budget=40)
+MIX_ONLY = {"simplex_thompson"}
+MIX_TARGET = {"web": 0.1, "code": 0.6, "books": 0.2, "chat": 0.1}
 
 
-def _run(mechanisms: list[Mechanism], seed: int):  # type: ignore[no-untyped-def]
-    instance = BENCH.instances()[0]
-    return run_inner(BENCH.objective(instance, seed), [(m.id, m.source) for m in mechanisms], SETTINGS, seed)
+class MixObjective:
+    """A data mix and a learning rate; the score is the squared distance to a hidden best mix, plus a bowl."""
+
+    space = Space.from_json({"params": [
+        {"name": "mix", "type": "simplex", "domains": list(MIX_TARGET)},
+        {"name": "lr", "type": "float", "low": 1e-4, "high": 1e-1, "log": True}]})
+
+    def evaluate(self, config: dict[str, object]) -> float:
+        mix = config["mix"]
+        assert isinstance(mix, dict)
+        lr = float(config["lr"])  # type: ignore[arg-type]
+        return sum((mix[d] - w) ** 2 for d, w in MIX_TARGET.items()) + 0.01 * (lr - 0.01) ** 2
+
+
+def _run(mechanisms: list[Mechanism], seed: int, mix: bool = False):  # type: ignore[no-untyped-def]
+    objective = MixObjective() if mix else BENCH.objective(BENCH.instances()[0], seed)
+    return run_inner(objective, [(m.id, m.source) for m in mechanisms], SETTINGS, seed)
 
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)
 def test_builtin_fires_and_changes_the_search(name: str) -> None:
     mech = Mechanism(name, load_source(name))
-    plain = _run([], seed=11)
-    with_mech = _run([mech], seed=11)
+    mix = name in MIX_ONLY
+    plain = _run([], seed=11, mix=mix)
+    with_mech = _run([mech], seed=11, mix=mix)
     events = [e for t in with_mech.trials for e in t.hooks if e.mechanism == mech.id]
     assert events, f"{name} never ran"
     assert all(e.status == "ok" for e in events), [e for e in events if e.status != "ok"][:3]

@@ -31,6 +31,13 @@ CUES: tuple[tuple[str, Callable[[TraceReport], float]], ...] = (
     ("ucb_bandit", lambda a: 0.5 if a.never_moved else 0.1),
     ("lhs_design", lambda a: 0.4 if a.kept_share < 0.1 else 0.1),
     ("elite_crossover", lambda a: 0.3),
+    ("quad_surrogate", lambda a: 0.3 + a.plateau_share * 0.5),
+    ("one_plus_one_es", lambda a: 0.3 + a.kept_share),
+    ("cma_rank_one", lambda a: 0.3 + a.kept_share),
+    ("coord_step", lambda a: 0.4 if a.never_moved else 0.25),
+    ("halton_design", lambda a: 0.4 if a.kept_share < 0.1 else 0.1),
+    # Acts only on a data mix (a simplex block); the author does not see the space, so it is tried rarely.
+    ("simplex_thompson", lambda a: 0.05),
 )
 
 
