@@ -16,7 +16,14 @@ from bilevel.inner.chat import ChatError
 from bilevel.judge.errors import JudgeError
 from bilevel.outer.errors import OuterError
 from bilevel.runs.commands import MODULES, add_store_argument, open_existing, store_hint
-from bilevel.runs.driver import check_new_run, effective_spec, execute, record_run, with_workdir
+from bilevel.runs.driver import (
+    check_new_run,
+    effective_spec,
+    execute,
+    library_mechanisms,
+    record_run,
+    with_paths,
+)
 from bilevel.runs.failures import failed_trials_line, failure_counts
 from bilevel.runs.llm_setup import ledger_lines
 from bilevel.runs.progress import Progress
@@ -57,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="the model of both loops, backend:model (ollama:qwen2.5:7b, anthropic:claude-..., "
                      "mlx:/path, scripted:demo); selects the LLM author and the LLM proposer")
     run.add_argument("--author-model", help="ablation only: another model for the author (recorded in the run)")
+    run.add_argument("--library", type=Path, action="append", default=[], metavar="FILE",
+                     help="add your mechanism file to the author's library (repeatable; also [run] library)")
     add_store_argument(run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
@@ -136,10 +145,11 @@ def _print_summary(lines: Sequence[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = with_workdir(load_spec(args.spec, _run_overrides(args)), args.spec)
+    spec = with_paths(load_spec(args.spec, _run_overrides(args)), args.spec, args.library)
+    library = library_mechanisms(spec)
     setup = check_new_run(spec)  # before the store exists: a failed check leaves nothing behind
     store = Store.in_dir(args.store)
-    run_id = record_run(store, spec, setup)
+    run_id = record_run(store, spec, setup, library)
     print(f"run: {run_id}", flush=True)
     return _execute(store, run_id)
 

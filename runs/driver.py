@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ from bilevel.runs.llm_setup import LedgerGuard, author_caller, check_models, inn
 from bilevel.runs.preflight import check_panel_sizes, default_workdir, preflight_trial
 from bilevel.runs.spec import RunSpec, merge
 from bilevel.runs.store import RunRecorder, Store
+from bilevel.runs.user_library import library_paths, read_mechanisms, record_library, recorded_library
 from bilevel.sandbox import Limits
 
 
@@ -73,10 +74,21 @@ def new_run_id(spec: RunSpec) -> str:
     return f"{spec['run']['benchmark']}-{stamp}-{secrets.token_hex(3)}"
 
 
-def with_workdir(spec: RunSpec, spec_path: Path | None) -> RunSpec:
-    """``spec`` with a user benchmark's ``workdir`` defaulting to the spec file's folder (else the current one)."""
-    options = default_workdir(spec["benchmark"], spec["run"]["benchmark"], spec_path)
-    return spec if options is spec["benchmark"] else RunSpec({**spec.to_json(), "benchmark": options})
+def with_paths(spec: RunSpec, spec_path: Path | None, library: Sequence[Path] = ()) -> RunSpec:
+    """``spec`` with its paths absolute: a user benchmark's ``workdir`` (default: the spec file's folder,
+    else the current one) and ``[run] library`` (relative to the spec file's folder), plus the ``library``
+    files given on the command line (relative to the current folder)."""
+    data = spec.to_json()
+    data["benchmark"] = default_workdir(spec["benchmark"], spec["run"]["benchmark"], spec_path)
+    base = Path(spec_path).resolve().parent if spec_path is not None else None
+    paths = library_paths(spec["run"]["library"], base) + [Path(p).resolve() for p in library]
+    data["run"]["library"] = [str(p) for p in paths]
+    return RunSpec(data)
+
+
+def library_mechanisms(spec: RunSpec) -> list[Mechanism]:
+    """The spec's own mechanism files, read and conformance-checked (LibraryError names a bad one)."""
+    return read_mechanisms(library_paths(spec["run"]["library"], None), inner_settings(spec).limits)
 
 
 def check_new_run(spec: RunSpec, preflight: bool = True) -> JudgeSetup:
@@ -91,17 +103,20 @@ def check_new_run(spec: RunSpec, preflight: bool = True) -> JudgeSetup:
     return setup
 
 
-def record_run(store: Store, spec: RunSpec, setup: JudgeSetup) -> str:
-    """Record a new run (its spec and judge manifest) that ``check_new_run`` passed; return its id."""
+def record_run(store: Store, spec: RunSpec, setup: JudgeSetup, library: Sequence[Mechanism] = ()) -> str:
+    """Record a new run (its spec, judge manifest and the user's ``library`` mechanisms) that
+    ``check_new_run`` passed; return its id."""
     run_id = new_run_id(spec)
     store.create_run(run_id, spec.to_json(), setup.manifest.to_json(), setup.manifest.hash)
+    record_library(store.recorder(run_id), library)
     return run_id
 
 
 def create_run(store: Store, spec: RunSpec, preflight: bool = True) -> str:
     """Check and record a new run and return its id; nothing is evaluated yet except one pre-flight
     trial of the benchmark (``preflight``), which must succeed."""
-    return record_run(store, spec, check_new_run(spec, preflight))
+    library = library_mechanisms(spec)
+    return record_run(store, spec, check_new_run(spec, preflight), library)
 
 
 def effective_spec(store: Store, run_id: str) -> RunSpec:
@@ -183,7 +198,8 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
     return OuterLoop(space=setup.benchmark.space(first), search_panel=setup.panels.search, judge=judge,
                      evaluator=evaluator, author=author or (make_author(run["author"]) if run["author"] != "llm" else make_author(
                          "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"])),
-                     library=builtin_library(), budget_check=guard.reason,
+                     library=builtin_library() + recorded_library(recorder.store, recorder.run_id),
+                     budget_check=guard.reason,
                      settings=outer, recorder=recorder,
                      conformance=check,
                      baseline=Stack((), settings.search), progress=progress, started=started)

@@ -46,4 +46,5 @@ MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.import_recipe",
     "bilevel.runs.commands.ablate",
     "bilevel.runs.commands.replay",
+    "bilevel.runs.commands.judge",
 )
