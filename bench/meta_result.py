@@ -28,15 +28,16 @@ import sys
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import header, progress, timed
+from meta_study import by_function, method_table, seed_result, study_rows, study_summary
 
 from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
 from bilevel.judge.panels import PanelEntry
 from bilevel.judge.stack import Mechanism, Stack
-from bilevel.judge.stats import paired_bootstrap_ci
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import ExecutorSpec, make_executor
 from bilevel.runs.driver import create_run, execute, inner_settings
@@ -44,7 +45,6 @@ from bilevel.runs.spec import RunSpec, load_spec
 from bilevel.runs.store import Store
 
 TEST_DIMENSIONS = (3, 10)
-N_BOOT = 4000
 
 
 def kept_stack(store: Store, run_id: str) -> Stack:
@@ -78,102 +78,129 @@ def sealed_split(spec: RunSpec, seeds_per_instance: int, instances_per_problem: 
     return options, entries
 
 
-def _ci_mean(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    boots = rng.choice(values, size=(N_BOOT, values.size), replace=True).mean(axis=1)
-    return float(values.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+def _run_one(spec: RunSpec, store_dir: Path | None) -> tuple[str, Stack, dict[str, Any], float]:
+    """One whole bilevel run: (run id, kept stack, summary, seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.in_dir(store_dir or Path(tmp))
+        run_id = create_run(store, spec)
+        progress(f"bilevel run {run_id} (seed {spec['run']['seed']}, salt {spec['panels']['salt']!r})")
+        run_s, summary = timed(lambda: execute(store, run_id, progress=progress))
+        kept = kept_stack(store, run_id)
+        store.close()
+    return run_id, kept, dict(summary.fields), run_s
+
+
+def _seed_spec(args: argparse.Namespace, k: int) -> RunSpec:
+    """The spec of outer run ``k``: seed ``--seed + k``; panel salt the default's for k = 0, else suffixed."""
+    base = load_spec(args.spec)
+    overrides: dict[str, dict[str, object]] = {"run": {"seed": args.seed + k, "workers": args.workers,
+                                                       "executor": args.executor}}
+    if k:
+        overrides["panels"] = {"salt": f"{base['panels']['salt']}-outer{k}"}
+    if args.generations:
+        overrides["run"]["generations"] = args.generations
+    if args.budget:
+        overrides["inner"] = {"budget": args.budget}
+    return load_spec(args.spec, overrides)
+
+
+def _evaluate(evaluator: PanelEvaluator, stack: Stack, entries: list[PanelEntry],
+              ) -> tuple[np.ndarray, tuple[float, float], float]:
+    t, results = timed(partial(evaluator.evaluate_many, stack, entries))
+    extra = (float(np.mean([r.subscores["auc"] for r in results])),
+             float(np.mean([r.subscores["solved"] for r in results])))
+    return np.array([r.primary for r in results]), extra, t
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", type=Path, help="run spec (default: the embedded defaults)")
     ap.add_argument("--max-functions", type=int, default=0, help="use only the first N unseen functions (0: all)")
-    ap.add_argument("--store", type=Path, help="run store directory (default: a temporary one)")
-    ap.add_argument("--seed", type=int, default=0, help="the bilevel run's seed")
+    ap.add_argument("--store", type=Path, help="run store directory (default: a temporary one; one run only)")
+    ap.add_argument("--seed", type=int, default=0, help="the (first) bilevel run's seed")
+    ap.add_argument("--outer-seeds", type=int, default=1,
+                    help="how many bilevel runs (seeds --seed, --seed+1, ...; each after the first with its own "
+                         "panel salt), each kept stack scored on the same sealed split")
     ap.add_argument("--generations", type=int, help="override the run's generations")
     ap.add_argument("--budget", type=int, help="override the inner budget (trials per inner run)")
     ap.add_argument("--seeds-per-instance", type=int, default=2)
     ap.add_argument("--instances-per-problem", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--executor", default="process", choices=("inprocess", "process", "ray"))
-    ap.add_argument("--out", type=Path, help="also write the table (markdown) here")
+    ap.add_argument("--out", type=Path, help="also write the tables (markdown) here")
     ap.add_argument("--json", type=Path, help="also write every method's per-pair scores (JSON) here")
-    ap.add_argument("--plot", type=Path, help="also draw the table as a figure (PNG, with matplotlib)")
+    ap.add_argument("--plot", type=Path, help="also draw the first run's table as a figure (PNG, with matplotlib)")
     args = ap.parse_args(argv)
+    if args.outer_seeds < 1:
+        ap.error("--outer-seeds must be at least 1")
+    if args.store and args.outer_seeds > 1:
+        ap.error("--store keeps one run: use it with --outer-seeds 1")
     header("meta-result: kept stack vs baseline, random, optuna TPE, optuna CMA-ES on a sealed BBOB split")
 
-    overrides: dict[str, dict[str, object]] = {"run": {"seed": args.seed, "workers": args.workers,
-                                                       "executor": args.executor}}
-    if args.generations:
-        overrides["run"]["generations"] = args.generations
-    if args.budget:
-        overrides["inner"] = {"budget": args.budget}
-    spec = load_spec(args.spec, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store.in_dir(args.store or Path(tmp))
-        run_id = create_run(store, spec)
-        progress(f"bilevel run {run_id} (offline author, defaults)")
-        run_s, summary = timed(lambda: execute(store, run_id, progress=progress))
-        for line in summary.lines():
-            print(f"run {line}")
-        kept = kept_stack(store, run_id)
-        store.close()
+    runs = []
+    for k in range(args.outer_seeds):
+        spec = _seed_spec(args, k)
+        run_id, kept, summary, run_s = _run_one(spec, args.store)
+        print(f"outer seed {args.seed + k}: run {run_id}, {run_s:.0f} s, kept {summary.get('kept', '?')}: "
+              f"{kept.describe()}")
+        runs.append({"seed": args.seed + k, "salt": spec["panels"]["salt"], "run_id": run_id, "stack": kept,
+                     "kept_count": summary.get("kept"), "run_s": run_s})
 
+    spec = _seed_spec(args, 0)
     settings = inner_settings(spec)
     options, entries = sealed_split(spec, args.seeds_per_instance, args.instances_per_problem,
                                     args.max_functions)
     print(f"sealed test split: functions {options['functions']}, dimensions {options['dimensions']}, "
           f"instance ids {options['instance_ids']}; {len(entries)} (instance, seed) pairs, "
           f"{len({e.seed for e in entries})} seeds; budget {settings.budget} trials per run")
-    methods = {
-        "kept stack": kept,
+    others = {
         "baseline inner loop": Stack((), settings.search),
         "random search": Stack((), SearchConfig(strategy=Strategy.RANDOM)),
         "optuna TPE": Stack((), SearchConfig(strategy=Strategy.TPE)),
         "optuna CMA-ES": Stack((), SearchConfig(strategy=Strategy.CMAES)),
     }
-    print(f"kept stack: {kept.describe()}")
     scores: dict[str, np.ndarray] = {}
     extra: dict[str, tuple[float, float]] = {}
     seconds: dict[str, float] = {}
     executor = make_executor(ExecutorSpec(args.executor, args.workers))  # type: ignore[arg-type]
     evaluator = PanelEvaluator(BenchmarkRef.of("bbob", options), settings, executor=executor,
                                on_eval=lambda d, n: progress(f"{d}/{n}") if d % 24 == 0 or d == n else None)
+    by_key: dict[str, tuple[np.ndarray, tuple[float, float], float]] = {}
     try:
-        for name, stack in methods.items():
+        for name, stack in others.items():
             progress(f"{name} on the sealed split")
-            t, results = timed(partial(evaluator.evaluate_many, stack, entries))
-            seconds[name] = t
-            scores[name] = np.array([r.primary for r in results])
-            extra[name] = (float(np.mean([r.subscores["auc"] for r in results])),
-                           float(np.mean([r.subscores["solved"] for r in results])))
+            by_key[stack.key] = _evaluate(evaluator, stack, entries)
+            scores[name], extra[name], seconds[name] = by_key[stack.key]
+        for r in runs:
+            stack = r["stack"]
+            if stack.key not in by_key:  # a run that kept nothing scores exactly as the baseline inner loop
+                progress(f"kept stack of outer seed {r['seed']} on the sealed split")
+                by_key[stack.key] = _evaluate(evaluator, stack, entries)
+            r["scores"], r["extra"], r["seconds"] = by_key[stack.key]
     finally:
         evaluator.close()
 
-    ref = scores["kept stack"]
-    rows = ["| method | mean log10 regret [95% CI] | other - kept [95% CI] | kept wins | auc | solved | s |",
-            "|---|---|---|---|---|---|---|"]
-    for name, vals in scores.items():
-        m, lo, hi = _ci_mean(vals)
-        if name == "kept stack":
-            diff = "-"
-            wins = "-"
-        else:
-            d, dlo, dhi = paired_bootstrap_ci(vals - ref, 0.95, N_BOOT, seed=0)
-            diff = f"{d:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
-            wins = f"{np.mean(ref < vals):.0%} ({int(np.sum(ref < vals))}/{vals.size}, ties {int(np.sum(ref == vals))})"
-        auc, solved = extra[name]
-        rows.append(f"| {name} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} | {wins} | {auc:.3f} | {solved:.3f} "
-                    f"| {seconds[name]:.0f} |")
-    print(f"bilevel run: {run_s:.0f} s")
+    first = runs[0]
+    scores = {"kept stack": first["scores"], **scores}
+    extra = {"kept stack": first["extra"], **extra}
+    seconds = {"kept stack": first["seconds"], **seconds}
+    rows = method_table(scores, extra, seconds, entries)
+    print(f"outer seed {first['seed']} (the default run):")
     print("\n".join(rows))
+    per_seed = [seed_result(r, scores, entries) for r in runs]
+    study = study_rows(per_seed, runs, scores, entries) if len(runs) > 1 else []
+    if study:
+        print("\n".join(study))
     if args.out:
-        args.out.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        args.out.write_text("\n".join(rows + [""] + study) + "\n", encoding="utf-8")
     if args.json:
-        args.json.write_text(json.dumps({"pairs": [e.key for e in entries], "kept": kept.describe(),
-                                         "scores": {k: v.tolist() for k, v in scores.items()}}, indent=1))
+        args.json.write_text(json.dumps({
+            "pairs": [e.key for e in entries], "kept": first["stack"].describe(),
+            "scores": {k: v.tolist() for k, v in scores.items()},
+            "seeds": per_seed, "study": study_summary(runs, scores, entries) if len(runs) > 1 else None,
+        }, indent=1))
     if args.plot:
-        plot(scores, entries, args.plot, kept.describe())
+        plot(scores, entries, args.plot, first["stack"].describe())
         print(f"figure: {args.plot}")
     return 0
 
@@ -194,17 +221,20 @@ def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, k
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for k, (label, mask) in enumerate([("all", dim_of > 0)] + [(f"{d}-D", dim_of == d) for d in dims]):
         for j, name in enumerate(names):
-            m, lo, hi = _ci_mean(scores[name][mask])
+            sub = [e for e, keep in zip(entries, mask, strict=True) if keep]
+            iv = by_function(scores[name][mask], sub)
+            m, lo, hi = iv.mean, iv.low, iv.high
             y = j + 0.22 * (k - 1)
             left.errorbar(m, y, xerr=[[m - lo], [hi - m]], fmt="os^"[k % 3], color=f"C{k}", capsize=3,
                           label=label if j == 0 else None)
     left.set_yticks(range(len(names)), names)
     left.invert_yaxis()
-    left.set_xlabel("mean log10 regret after the budget (lower is better), 95% bootstrap CI")
+    left.set_xlabel("mean log10 regret after the budget (lower is better), 95% CI resampled by function")
     left.legend(title="dimension", fontsize=8)
     ref = scores[names[0]]
     for j, name in enumerate(names[1:]):
-        d, lo, hi = paired_bootstrap_ci(scores[name] - ref, 0.95, N_BOOT, seed=0)
+        iv = by_function(scores[name] - ref, entries)
+        d, lo, hi = iv.mean, iv.low, iv.high
         right.errorbar(d, j, xerr=[[d - lo], [hi - d]], fmt="o", color="C0", capsize=3)
     right.axvline(0.0, color="grey", lw=1)
     right.set_yticks(range(len(names) - 1), names[1:])

@@ -72,10 +72,37 @@ def test_meta_result_scores_every_method_on_an_unseen_split(bench: Any, capsys: 
     out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2",
                      "--seeds-per-instance", "1", "--workers", "1", "--out", str(tmp_path / "t.md")], capsys)
     table = (tmp_path / "t.md").read_text().splitlines()
-    assert [r.split(" | ")[0].lstrip("| ") for r in table[2:]] == [
+    assert [r.split(" | ")[0].lstrip("| ") for r in table[2:] if r.startswith("| ")] == [
         "kept stack", "baseline inner loop", "random search", "optuna TPE", "optuna CMA-ES"]
+    assert "unit: group" in out  # intervals resampled by BBOB function
     split = re.search(r"functions \[(.*?)\], dimensions \[(.*?)\], instance ids \[(.*?)\]", out)
     assert split, out
     functions = [int(f) for f in split.group(1).split(",")]
     assert functions == [2, 3] and not {1, 8} & set(functions)  # tiny.toml's run saw f1 and f8 only
     assert split.group(2) == "3, 10" and int(split.group(3)) >= 10  # its dimension 2 and ids 1-9 excluded
+
+
+@pytest.mark.slow
+def test_meta_result_outer_seeds_scores_each_kept_stack_and_pools_by_seed(
+        bench: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import json
+
+    mod = bench("meta_result")
+    out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2", "--outer-seeds", "2",
+                     "--seeds-per-instance", "1", "--workers", "1", "--json", str(tmp_path / "m.json")], capsys)
+    data = json.loads((tmp_path / "m.json").read_text())
+    methods = ["kept stack", "baseline inner loop", "random search", "optuna TPE", "optuna CMA-ES"]
+    assert list(data["scores"]) == methods  # today's form: seed 0's kept stack and the four others
+    assert len(data["pairs"]) == len(data["scores"]["optuna TPE"]) and data["pairs"][0].startswith("bbob-f2-d3-")
+    seeds = data["seeds"]
+    assert [s["seed"] for s in seeds] == [0, 1] and seeds[0]["salt"] != seeds[1]["salt"]
+    assert seeds[0]["scores"] == data["scores"]["kept stack"]
+    for s in seeds:
+        base = data["scores"]["baseline inner loop"]
+        diffs = [b - k for b, k in zip(base, s["scores"], strict=True)]
+        assert abs(s["vs"]["baseline inner loop"]["mean"] - sum(diffs) / len(diffs)) < 1e-9
+        assert s["vs"]["baseline inner loop"]["unit"] == "group"
+        assert s["transfers"] == (s["vs"]["baseline inner loop"]["low"] > 0)
+    pooled = data["study"]["pooled"]["optuna TPE"]
+    assert pooled["seeds_used"] <= 2 and pooled["low"] <= pooled["mean"] <= pooled["high"]
+    assert "study over 2 outer seeds" in out and "runs that kept something:" in out

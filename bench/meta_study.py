@@ -1,0 +1,128 @@
+"""Statistics of the meta-result study (``bench/meta_result.py``): tables and JSON over outer seeds.
+
+Every interval here is a 95% cluster-bootstrap interval from ``judge.stats.hierarchical_bootstrap_ci``
+and says what it resampled: within one outer run, BBOB functions, then instances, then seeds; pooled
+over outer runs, outer seeds first, then functions within a seed, then pairs. Differences are
+"other method - kept stack" in log10 regret, so > 0 means the kept stack is better.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bilevel.judge.panels import PanelEntry
+from bilevel.judge.stats import Interval, hierarchical_bootstrap_ci, sign_test
+
+N_BOOT = 4000
+KEPT = "kept stack"
+BASELINE = "baseline inner loop"
+
+
+def by_function(values: np.ndarray, entries: list[PanelEntry]) -> Interval:
+    """The mean of ``values`` (one per pair) with its interval resampled by function, then instance, then seed."""
+    return hierarchical_bootstrap_ci(values, [e.group for e in entries], [e.instance for e in entries],
+                                     0.95, N_BOOT, seed=0)
+
+
+def function_sign_p(diffs: np.ndarray, entries: list[PanelEntry]) -> tuple[float, int, int]:
+    """Exact sign test over the per-function mean differences: (p, functions > 0, functions used)."""
+    groups = sorted({e.group for e in entries})
+    means = np.array([diffs[[e.group == g for e in entries]].mean() for g in groups])
+    test = sign_test(means)
+    return test.p, int(np.sum(means > 0)), test.n_used
+
+
+def _fmt(iv: Interval) -> str:
+    return f"{iv.mean:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}]"
+
+
+def method_table(scores: dict[str, np.ndarray], extra: dict[str, tuple[float, float]],
+                 seconds: dict[str, float], entries: list[PanelEntry]) -> list[str]:
+    """One outer run's table: each method's mean and its difference to the kept stack."""
+    ref = scores[KEPT]
+    rows = ["| method | mean log10 regret [95% CI] | other - kept [95% CI] | kept wins (pairs) "
+            "| functions kept better, sign p | auc | solved | s |", "|---|---|---|---|---|---|---|---|"]
+    for name, vals in scores.items():
+        own = by_function(vals, entries)
+        if name == KEPT:
+            diff, wins, sign = "-", "-", "-"
+        else:
+            d = vals - ref
+            diff = _fmt(by_function(d, entries))
+            wins = f"{np.mean(ref < vals):.0%} ({int(np.sum(ref < vals))}/{vals.size}, ties {int(np.sum(d == 0))})"
+            p, pos, n = function_sign_p(d, entries)
+            sign = f"{pos}/{n}, p={p:.3g}"
+        auc, solved = extra[name]
+        rows.append(f"| {name} | {own.mean:.3f} [{own.low:.3f}, {own.high:.3f}] | {diff} | {wins} | {sign} "
+                    f"| {auc:.3f} | {solved:.3f} | {seconds[name]:.0f} |")
+    rows.append(f"(intervals: 95% cluster bootstrap, {N_BOOT} resamples, unit: {own.unit}: BBOB functions, then "
+                "instances, then seeds; sign test over per-function means, ties dropped)")
+    return rows
+
+
+def seed_result(run: dict[str, Any], scores: dict[str, np.ndarray], entries: list[PanelEntry]) -> dict[str, Any]:
+    """One outer run's kept stack against every other method on the sealed split (plain JSON)."""
+    ref = run["scores"]
+    vs: dict[str, Any] = {}
+    for name, vals in scores.items():
+        if name == KEPT:
+            continue
+        d = vals - ref
+        iv = by_function(d, entries)
+        p, pos, n = function_sign_p(d, entries)
+        vs[name] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "unit": iv.unit,
+                    "kept_wins": int(np.sum(ref < vals)), "ties": int(np.sum(d == 0)), "pairs": int(d.size),
+                    "functions_kept_better": pos, "functions_used": n, "sign_p": p}
+    return {"seed": run["seed"], "salt": run["salt"], "run_id": run["run_id"], "kept": run["stack"].describe(),
+            "kept_count": run["kept_count"], "kept_anything": bool(run["stack"].mechanisms) or bool(run["kept_count"]),
+            "transfers": vs[BASELINE]["low"] > 0.0, "scores": ref.tolist(), "vs": vs}
+
+
+def pooled(runs: list[dict[str, Any]], scores: dict[str, np.ndarray], entries: list[PanelEntry],
+           name: str) -> dict[str, Any]:
+    """``name`` - kept stack pooled over outer runs: the mean of the runs' means, resampled by outer seed first."""
+    diffs = np.concatenate([scores[name] - r["scores"] for r in runs])
+    seeds = [str(r["seed"]) for r in runs for _ in entries]
+    funcs = [f"{r['seed']}:{e.group}" for r in runs for e in entries]
+    iv = hierarchical_bootstrap_ci(diffs, seeds, funcs, 0.95, N_BOOT, seed=0)
+    seed_means = np.array([float(np.mean(scores[name] - r["scores"])) for r in runs])
+    by_seed = sign_test(seed_means)
+    groups = sorted({e.group for e in entries})
+    mean_runs = np.mean([r["scores"] for r in runs], axis=0)
+    p_f, pos_f, n_f = function_sign_p(scores[name] - mean_runs, entries)
+    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "unit": f"outer seed > function ({iv.unit} level)",
+            "seeds_kept_better": int(np.sum(seed_means > 0)), "seeds_used": by_seed.n_used, "seed_sign_p": by_seed.p,
+            "functions_kept_better": pos_f, "functions_used": n_f, "function_sign_p": p_f, "functions": len(groups)}
+
+
+def study_summary(runs: list[dict[str, Any]], scores: dict[str, np.ndarray],
+                  entries: list[PanelEntry]) -> dict[str, Any]:
+    """The pooled study: how many runs kept something, how many transfer, and every method pooled."""
+    per = [seed_result(r, scores, entries) for r in runs]
+    return {"outer_seeds": [r["seed"] for r in runs], "runs_keeping": sum(p["kept_anything"] for p in per),
+            "runs_transferring": sum(p["transfers"] for p in per),
+            "pooled": {name: pooled(runs, scores, entries, name) for name in scores if name != KEPT}}
+
+
+def study_rows(per_seed: list[dict[str, Any]], runs: list[dict[str, Any]], scores: dict[str, np.ndarray],
+               entries: list[PanelEntry]) -> list[str]:
+    """The study's tables: one row per outer run, then every method pooled over the runs."""
+    names = [n for n in scores if n != KEPT]
+    rows = [f"\nstudy over {len(runs)} outer seeds (other - kept, log10 regret, > 0: kept better; "
+            "each cell 95% CI resampled by function):", "| outer seed | kept | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names)]
+    for p in per_seed:
+        cells = [f"{p['vs'][n]['mean']:+.3f} [{p['vs'][n]['low']:+.3f}, {p['vs'][n]['high']:+.3f}]" for n in names]
+        rows.append(f"| {p['seed']} | {p['kept']} | " + " | ".join(cells) + " |")
+    summary = study_summary(runs, scores, entries)
+    rows += ["", f"runs that kept something: {summary['runs_keeping']}/{len(runs)}; runs whose kept stack beats the "
+             f"baseline inner loop with a function-resampled interval above 0: {summary['runs_transferring']}/{len(runs)}",
+             "| pooled over outer seeds | other - kept [95% CI, outer seed > function] | seeds kept better, sign p "
+             "| functions kept better, sign p |", "|---|---|---|---|"]
+    for n, s in summary["pooled"].items():
+        rows.append(f"| {n} | {s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}] | {s['seeds_kept_better']}/"
+                    f"{s['seeds_used']}, p={s['seed_sign_p']:.3g} | {s['functions_kept_better']}/{s['functions_used']}, "
+                    f"p={s['function_sign_p']:.3g} |")
+    return rows
