@@ -21,12 +21,23 @@
 ``stage1_rejects`` is the cascade's cheap first stage: it only rejects clear
 losers (CI upper end below ``-stage1_margin``) and otherwise lets the full
 panel decide. The bootstrap uses seed 0, so verdicts are deterministic.
+
+``confirm`` is the last stage: a generation's winner on the full validation
+panel is the selection (the best of several candidates judged on the same
+pairs, so its numbers are biased upwards); it is kept only if ``decide``
+keeps it again on that generation's fresh confirmation panel. Its verdict
+carries the confirmation numbers and, separately, the selection numbers.
+Only one candidate per generation is ever confirmed, on pairs no earlier
+decision saw, so a null candidate passes with probability at most
+(1 - confidence) / 2 per generation whatever the selection did; over a
+run's G generations the false-keep rate is at most G (1 - confidence) / 2
+(a union bound), and ``bilevel calibrate`` measures it on the ``null`` benchmark.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +45,7 @@ import numpy as np
 from bilevel.judge.errors import JudgeError
 from bilevel.judge.stats import group_means, hierarchical_bootstrap_ci
 
-STAGES = ("stage1", "full")
+STAGES = ("stage1", "full", "confirmation")
 BOOTSTRAP_SEED = 0
 
 
@@ -192,6 +203,11 @@ class Verdict:
     fault_rate: float
     manifest_hash: str
     ci_unit: str = "pair"  # what the bootstrap resampled: "group", "instance" or "pair"
+    # stage "confirmation" only: the winner's numbers on the validation panel that selected it
+    selection_mean: float = math.nan
+    selection_low: float = math.nan
+    selection_high: float = math.nan
+    selection_pairs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,7 +216,9 @@ class Verdict:
     def from_json(cls, d: dict[str, Any]) -> Verdict:
         """Records written before ``ci_unit`` existed read as unit "pair" (what they resampled)."""
         names = [f.name for f in fields(cls)]
-        d = {"ci_unit": "pair", **d}
+        nan = math.nan
+        d = {"ci_unit": "pair", "selection_mean": nan, "selection_low": nan, "selection_high": nan,
+             "selection_pairs": 0, **d}
         missing = [n for n in names if n not in d]
         if missing:
             raise JudgeError(f"a verdict record lacks {missing}")
@@ -322,3 +340,19 @@ def stage1_rejects(evidence: Evidence, thresholds: Thresholds, manifest_hash: st
                   f"below -{_g(thresholds.stage1_margin)}")
         return _verdict(False, "stage1", reason, nums, evidence, manifest_hash)
     return None
+
+
+def confirm(evidence: Evidence, selection: Verdict, thresholds: Thresholds, manifest_hash: str) -> Verdict:
+    """The verdict on a generation's winner (``selection``: its keeping verdict on the validation
+    panel) from fresh confirmation pairs: ``decide`` again, every check and the promotion threshold,
+    on the confirmation evidence, with the selection numbers recorded beside. Called once per
+    generation that has a winner, before the winner replaces the incumbent."""
+    if not selection.keep:
+        raise JudgeError("only a candidate the validation panel kept can be confirmed")
+    v = decide(evidence, thresholds, manifest_hash, stage="confirmation")
+    picked = (f"selected on validation with mean improvement {_g(selection.mean_improvement)} "
+              f"[{_g(selection.ci_low)}, {_g(selection.ci_high)}] over {selection.n_pairs} pairs")
+    word = "confirmed" if v.keep else "not confirmed"
+    reason = f"{word} on {v.n_pairs} fresh confirmation pairs: {v.reason} ({picked})"
+    return replace(v, reason=reason, selection_mean=selection.mean_improvement, selection_low=selection.ci_low,
+                   selection_high=selection.ci_high, selection_pairs=selection.n_pairs)

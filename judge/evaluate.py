@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ import numpy as np
 from bilevel.inner.loop import InnerSettings, run_inner
 from bilevel.inner.records import InnerResult
 from bilevel.judge.benchmarks.base import Benchmark, Instance
-from bilevel.judge.decision import Evidence, Thresholds, Verdict, decide, stage1_rejects
+from bilevel.judge.decision import Evidence, Thresholds, Verdict, confirm, decide, stage1_rejects
 from bilevel.judge.panels import PanelEntry
 from bilevel.judge.stack import Stack
 from bilevel.judge.stats import hierarchical_bootstrap_ci
@@ -172,16 +172,34 @@ class Judge:
 
     ``verdict`` is called once per candidate per generation; it runs the cheap
     first stage of the cascade, then (unless that rejects) the full
-    validation panel. ``compare`` is for reports on any panel.
+    validation panel. ``confirm`` is called once per generation on its winner,
+    with that generation's fresh confirmation panel (``confirmation(g)``; None:
+    no confirmation stage, the validation verdict stands). ``compare`` is for
+    reports on any panel.
     """
 
     def __init__(self, validation: Sequence[PanelEntry], stage1: Sequence[PanelEntry],
-                 thresholds: Thresholds, manifest_hash: str, evaluator: Evaluator) -> None:
+                 thresholds: Thresholds, manifest_hash: str, evaluator: Evaluator,
+                 confirmation: Callable[[int], Sequence[PanelEntry]] | None = None) -> None:
         self.validation = tuple(validation)
         self.stage1 = tuple(stage1)
         self.thresholds = thresholds
         self.manifest_hash = manifest_hash
         self.evaluator = evaluator
+        self.confirmation = confirmation
+
+    @property
+    def confirms(self) -> bool:
+        """Whether a generation's winner goes through a confirmation stage."""
+        return self.confirmation is not None
+
+    def confirm(self, generation: int, candidate: Stack, incumbent: Stack, selection: Verdict) -> Verdict:
+        """The winner's final verdict: ``selection`` (its validation verdict) when there is no
+        confirmation stage, else ``decision.confirm`` on generation ``generation``'s panel."""
+        if self.confirmation is None:
+            return selection
+        ev = self._evidence(candidate, incumbent, self.confirmation(generation))
+        return confirm(ev, selection, self.thresholds, self.manifest_hash)
 
     def verdict(self, candidate: Stack, incumbent: Stack) -> Verdict:
         if self.stage1 and len(self.stage1) < len(self.validation):

@@ -192,3 +192,25 @@ def sign_test(diffs: np.ndarray | Sequence[float], tolerance: float = 0.0) -> Si
     k = min(pos, n - pos)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n  # exact integers, one rounding
     return SignTest(min(1.0, 2.0 * tail), n, dropped, tolerance)
+
+
+MIN_UNITS = 8  # fewer independent units than this and an interval is a warning, not evidence
+
+
+def independent_units(groups: Sequence[str], instances: Sequence[str]) -> tuple[int, str]:
+    """(how many, which): the independent units the cluster bootstrap resamples for these pairs."""
+    unit = cluster_unit(groups, instances)
+    if unit == "group":
+        return len(set(groups)), unit
+    if unit == "instance":
+        return len(set(zip(groups, instances, strict=True))), unit
+    return len(groups), unit
+
+
+def few_units_warning(panel: str, groups: Sequence[str], instances: Sequence[str]) -> str | None:
+    """A warning when a deciding panel has fewer than ``MIN_UNITS`` independent units; else None."""
+    n, unit = independent_units(groups, instances)
+    if n >= MIN_UNITS:
+        return None
+    return (f"the {panel} panel has only {n} independent {unit}s (fewer than {MIN_UNITS}): its interval "
+            f"rests on {n} units, treat it as weak evidence")

@@ -3,7 +3,9 @@
 Per generation: analyse the incumbent's traces on the search panel; ask the
 author for candidates (and Level 1.5 for a config change); conformance-check
 every new mechanism in the sandbox; judge each candidate against the
-incumbent; keep the best candidate the judge kept, or keep the incumbent.
+incumbent on the validation panel; confirm the best of those the judge passed
+on the generation's fresh confirmation panel (``Judge.confirm``) and keep it
+only if it holds there; otherwise keep the incumbent.
 
 The loop is deterministic for a seed. Everything it learns is recorded
 through a :class:`Recorder` with natural keys, so re-running a killed run
@@ -137,7 +139,7 @@ class OuterLoop:
         self.progress(f"gen {generation + 1}/{self.settings.generations}: traces of the incumbent")
         analysis = self._analyse(st.incumbent)
         candidates = self._candidates(generation, analysis)
-        best: tuple[float, Candidate] | None = None
+        passed: list[tuple[int, Candidate, Verdict]] = []
         for index, cand in enumerate(candidates):
             self._check_budget(generation, index)
             self.progress(f"gen {generation + 1}/{self.settings.generations}: candidate {index + 1}/"
@@ -147,18 +149,38 @@ class OuterLoop:
             st.tried.add(cand.stack.key)
             st.lineage.append({"generation": generation, "operation": cand.operation, "keep": verdict.keep,
                                "reason": verdict.reason})
-            if verdict.keep and (best is None or verdict.mean_improvement > best[0]):
-                best = (verdict.mean_improvement, cand)
+            if verdict.keep:
+                passed.append((index, cand, verdict))
+        best = self._confirm(generation, passed)
         if best is not None:
-            st.incumbent = best[1].stack
+            st.incumbent = best.stack
             st.kept += 1
             known = {m.id for m in st.library}
-            st.library.extend(m for m in best[1].new if m.id not in known)
+            st.library.extend(m for m in best.new if m.id not in known)
         st.generations_done = generation + 1
         self.recorder.record_event(f"gen:{generation}:end", "generation_end",
                                    {"generation": generation, "incumbent": st.incumbent.key,
                                     "incumbent_stack": st.incumbent.to_json(),
-                                    "kept": best[1].operation if best else None})
+                                    "kept": best.operation if best else None})
+
+    def _confirm(self, generation: int, passed: list[tuple[int, Candidate, Verdict]]) -> Candidate | None:
+        """The generation's winner (the largest validation improvement among the candidates that passed
+        validation) if the judge confirms it on the generation's fresh panel; None otherwise. Records the
+        verdicts ``_judge`` held back: the winner's confirmation verdict, the others' validation ones."""
+        if not passed:
+            return None
+        index, winner, selection = max(passed, key=lambda p: (p[2].mean_improvement, -p[0]))
+        if self.judge.confirms:
+            self.progress(f"gen {generation + 1}/{self.settings.generations}: confirming the winner "
+                          f"({winner.operation[:60]}) on fresh pairs")
+            final = self.judge.confirm(generation, winner.stack, self.state.incumbent, selection)
+            for i, cand, verdict in passed:
+                self.recorder.record_verdict(generation, i, cand.stack.key, final if i == index else verdict)
+            self.state.lineage.append({"generation": generation, "operation": winner.operation,
+                                       "keep": final.keep, "reason": final.reason})
+            if not final.keep:
+                return None
+        return winner
 
     def _analyse(self, stack: Stack) -> TraceReport:
         results = self.evaluator.evaluate_many(stack, self.search_panel, keep_trace=True)
@@ -187,7 +209,8 @@ class OuterLoop:
                 self.recorder.record_verdict(generation, index, cand.stack.key, verdict)
                 return verdict
         verdict = self.judge.verdict(cand.stack, incumbent)
-        self.recorder.record_verdict(generation, index, cand.stack.key, verdict)
+        if not (verdict.keep and self.judge.confirms):  # a passing one waits for the generation's winner
+            self.recorder.record_verdict(generation, index, cand.stack.key, verdict)
         return verdict
 
     def _conformance(self, mech: Mechanism) -> dict[str, Any]:

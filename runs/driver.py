@@ -16,7 +16,7 @@ from bilevel.judge.benchmarks import get_benchmark
 from bilevel.judge.benchmarks.base import Benchmark
 from bilevel.judge.conformance import check_conformance
 from bilevel.judge.decision import Thresholds
-from bilevel.judge.evaluate import Comparison, Judge
+from bilevel.judge.evaluate import Judge
 from bilevel.judge.manifest import Manifest, build_manifest, verify_manifest
 from bilevel.judge.panels import Panels, PanelSpec, split_panels
 from bilevel.judge.stack import Mechanism, Stack
@@ -30,6 +30,7 @@ from bilevel.runs.llm_setup import LedgerGuard, author_caller, check_models, inn
 from bilevel.runs.preflight import check_panel_sizes, default_workdir, preflight_trial
 from bilevel.runs.spec import RunSpec, merge
 from bilevel.runs.store import RunRecorder, Store
+from bilevel.runs.summary_numbers import panel_numbers
 from bilevel.runs.user_library import library_paths, read_mechanisms, record_library, recorded_library
 from bilevel.sandbox import Limits
 
@@ -137,10 +138,6 @@ class Summary:
         return [f"{k}: {v}" for k, v in self.fields.items()]
 
 
-def _ci(c: Comparison) -> str:
-    return f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
-
-
 def execute(store: Store, run_id: str, progress: Callable[[str], None] = lambda _m: None,
             on_eval: Callable[[int, int], None] | None = None, author: Author | None = None,
             on_failed: Callable[[int], None] | None = None) -> Summary:
@@ -182,7 +179,8 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
            author: Author | None = None) -> OuterLoop:
     run = spec["run"]
     judge = Judge(setup.panels.validation, setup.panels.stage1(setup.thresholds.stage1_pairs),
-                  setup.thresholds, setup.manifest.hash, evaluator)
+                  setup.thresholds, setup.manifest.hash, evaluator,
+                  setup.panels.confirmation if setup.panels.confirmation_instances else None)
     first = setup.benchmark.instances()[0]
     outer = OuterSettings(generations=run["generations"], candidates=run["candidates"], level15=run["level15"],
                           seed=run["seed"], wall_time_s=run["wall_time_s"] or None)
@@ -209,10 +207,7 @@ def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEv
                recorder: RunRecorder, started: float, progress: Callable[[str], None]) -> Summary:
     judge = Judge(setup.panels.validation, (), setup.thresholds, setup.manifest.hash, evaluator)
     baseline = Stack((), inner_settings(spec).search)
-    progress("final: kept stack vs baseline on the validation panel")
-    val = judge.compare(state.incumbent, baseline, setup.panels.validation)
-    progress("final: kept stack vs baseline on the sealed test panel")
-    test = judge.compare(state.incumbent, baseline, setup.panels.test)
+    numbers = panel_numbers(judge, setup.panels, state.incumbent, baseline, state.generations_done, progress)
     fields: dict[str, Any] = {
         "run": run_id,
         "benchmark": spec["run"]["benchmark"],
@@ -221,14 +216,7 @@ def _summarise(run_id: str, spec: RunSpec, setup: JudgeSetup, evaluator: PanelEv
         "candidates": state.candidates,
         "kept": state.kept,
         "stack": state.incumbent.describe(),
-        "val_improvement": f"{val.mean:+.4f}",
-        "val_ci": _ci(val),
-        "val_ci_unit": val.unit,
-        "val_pairs": val.n_pairs,
-        "test_improvement": f"{test.mean:+.4f}",
-        "test_ci": _ci(test),
-        "test_ci_unit": test.unit,
-        "test_pairs": test.n_pairs,
+        **numbers,
         "failed_trials": failed_trials_line(failure_counts(recorder.store, run_id)),
         "score": f"{setup.benchmark.SCORE_TEXT}; improvement = baseline - kept",
         "manifest": setup.manifest.hash[:16],

@@ -19,7 +19,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "benchmark": {},
     "inner": {"budget": 60, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
     "panels": {"search_instances": 4, "validation_instances": 16, "test_instances": 16,
-               "seeds_per_instance": 2, "salt": "bilevel-v1"},
+               "seeds_per_instance": 2, "salt": "bilevel-v1",
+               # instances of each generation's fresh confirmation panel (-1: auto, up to 8; 0: off);
+               # split: "instance" or "group" (validate on groups the search never showed)
+               "confirmation_instances": -1, "split": "instance"},
     "judge": {"promotion": 0.02, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,
               "confidence": 0.95, "n_boot": 2000, "stage1_pairs": 8, "stage1_margin": 0.0, "veto_floors": {},
               "subscore_regression_caps": {}, "subscore_directions": {}},

@@ -15,12 +15,14 @@ from bilevel.judge.benchmarks.bbob import BBOB
 from bilevel.judge.benchmarks.datamix import DatamixLM
 from bilevel.judge.benchmarks.external import CommandBenchmark, PythonBenchmark
 from bilevel.judge.benchmarks.mlx_lora import MlxLora
+from bilevel.judge.benchmarks.null import NullBenchmark
 from bilevel.judge.benchmarks.tabular import HPOTabular
 from bilevel.judge.errors import BenchmarkError, UnknownBenchmark
 
 _REGISTRY: dict[str, type[Benchmark]] = {
     "bbob": BBOB, "datamix-lm": DatamixLM, "hpo-tabular": HPOTabular, "mlx-lora": MlxLora,
     "autoresearch-gpt": AutoresearchGPT, "command": CommandBenchmark, "python": PythonBenchmark,
+    "null": NullBenchmark,
 }
 
 BENCHMARKS: list[str] = sorted(_REGISTRY)

@@ -47,4 +47,5 @@ MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.ablate",
     "bilevel.runs.commands.replay",
     "bilevel.runs.commands.judge",
+    "bilevel.runs.commands.calibrate",
 )
