@@ -34,9 +34,12 @@ class Entry:
 
 @dataclass(frozen=True)
 class Failure:
-    """The worker stopped answering during call ``index`` of a request; ``outcome`` blames that call.
+    """The worker stopped answering during call ``index`` of a request; ``outcome`` blames ``mech_id``.
 
-    ``index`` is -1 when the worker failed before acknowledging the request: nobody is to blame.
+    ``index`` is -1 when the worker failed before acknowledging the request. Then ``mech_id`` is
+    the mechanism whose code ran last in that worker when the failure is its doing (a stall, a
+    line on the channel or a death of its own between requests), or empty: nobody is to blame
+    (the worker was killed from outside, or its server died).
     """
 
     index: int
@@ -45,7 +48,7 @@ class Failure:
 
     @property
     def blameless(self) -> bool:
-        return self.index < 0
+        return not self.mech_id
 
 
 UNAVAILABLE = Failure(-1, "", Outcome(Status.CRASH, message="the worker was unavailable", layer="host"))

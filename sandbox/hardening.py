@@ -18,17 +18,20 @@ import ctypes
 import errno
 import os
 import resource
+import signal
 import sys
 from collections.abc import Callable, Collection, Iterator
 from types import CodeType
-from typing import Any
+from typing import Any, NoReturn
 
 from bilevel.sandbox import policy
 
 NOBODY = 65534
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWIPC = 0x08000000
 CLONE_THREAD = 0x00010000
+PR_SET_PDEATHSIG = 1
 
 # Audit events refused even outside mechanism code, once armed.
 DENIED_EVENTS = frozenset({
@@ -57,17 +60,27 @@ class _AuditState:
 _AUDIT = _AuditState()
 
 
-def audit_hook(event: str, args: tuple[Any, ...]) -> None:
-    """The worker's audit hook; armed last, never removed."""
-    if _AUDIT.mechanism:
-        if event == "exec" and args and args[0] is _AUDIT.exec_code:
-            _AUDIT.exec_code = None
-            return
-        if event in MECHANISM_EVENTS:
-            return
-        policy.refuse(f"audit: event {event!r} refused while mechanism code runs", layer="audit")
-    if event in DENIED_EVENTS or event.startswith(DENIED_PREFIXES):
-        policy.refuse(f"audit: event {event!r} refused in the sandbox worker", layer="audit")
+def make_audit_hook(refuse: Callable[..., NoReturn] = policy.refuse,
+                    state: _AuditState = _AUDIT) -> Callable[[str, tuple[Any, ...]], None]:
+    """The worker's audit hook, with its refusal and its state bound now, when it is armed.
+
+    Rebinding ``policy.refuse`` (or any module global) later changes nothing: the hook holds
+    its own references, and mechanism globals reach neither it nor them.
+    """
+    denied, prefixes, allowed = DENIED_EVENTS, DENIED_PREFIXES, MECHANISM_EVENTS
+
+    def audit_hook(event: str, args: tuple[Any, ...]) -> None:
+        if state.mechanism:
+            if event == "exec" and args and args[0] is state.exec_code:
+                state.exec_code = None
+                return
+            if event in allowed:
+                return
+            refuse(f"audit: event {event!r} refused while mechanism code runs", layer="audit")
+        if event in denied or event.startswith(prefixes):
+            refuse(f"audit: event {event!r} refused in the sandbox worker", layer="audit")
+
+    return audit_hook
 
 
 @contextlib.contextmanager
@@ -124,6 +137,33 @@ def try_netns() -> bool:
         return False
 
 
+def try_ipcns() -> bool:
+    """Move into a fresh IPC namespace (SysV shared memory, semaphores, message queues and POSIX
+    message queues of its own, gone when the worker exits) where the machine allows it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.unshare(CLONE_NEWIPC) == 0)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def die_with_parent(parent: int | None = None) -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    Called at start-up and again after a uid change (which clears the setting). When the parent
+    (``parent``, default the current one) is already gone, exit now: nothing must outlive its host.
+    """
+    expected = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ok = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except Exception:  # noqa: BLE001
+        ok = False
+    if os.getppid() != expected:
+        os._exit(1)
+    return ok
+
+
 def drop_privileges() -> bool:
     """Run as ``nobody`` from here on when started as root; no new processes or threads either."""
     if os.getuid() != 0:
@@ -163,6 +203,15 @@ SECCOMP_DENIED: tuple[str, ...] = (
     "name_to_handle_at", "open_by_handle_at", "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf",
     "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "init_module", "finit_module",
     "delete_module", "kexec_load", "reboot", "swapon", "swapoff",
+    # other processes: no pidfds (signals, stealing fds), no comparing or advising them
+    "pidfd_open", "pidfd_send_signal", "pidfd_getfd", "kcmp", "process_madvise", "rt_sigqueueinfo",
+    "rt_tgsigqueueinfo",
+    # SysV IPC and POSIX message queues: state that could outlive the worker or reach another one
+    "shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop",
+    "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
+    "mq_getsetattr",
+    # no leaving the host's reach: no new session or group, no clearing the parent-death signal
+    "setsid", "setpgid", "prctl",
 )
 
 
@@ -200,31 +249,33 @@ def try_seccomp(sc: Any) -> bool:
 
 
 #: The layers :func:`harden` can apply, in order (``policy`` and ``timeout`` are not the worker's own).
-OS_LAYERS: tuple[str, ...] = ("netns", "rlimit", "uid", "seccomp", "audit")
-
-
+OS_LAYERS: tuple[str, ...] = ("netns", "ipcns", "rlimit", "uid", "seccomp", "audit")
 
 def harden(limits: dict[str, Any], only: Collection[str] | None = None, seccomp: Any = None,
-           netns: Callable[[], bool] | None = None) -> list[str]:
+           netns: Callable[[], bool] | None = None, parent: int | None = None) -> list[str]:
     """Apply the OS layers in order; return the names of the active layers.
 
     ``only`` restricts hardening to some of :data:`OS_LAYERS` (the layer tests use it to try
     one layer alone); the worker always applies all. ``seccomp`` is the module from
-    :func:`import_seccomp`, imported before this call; ``netns`` replaces :func:`try_netns`.
+    :func:`import_seccomp`, imported before this call; ``netns`` replaces :func:`try_netns`;
+    ``parent`` is the pid whose death must kill this process (default: the current parent).
     """
     wanted = set(OS_LAYERS if only is None else only)
     layers = ["policy"]
     if "netns" in wanted and (netns or try_netns)():
         layers.append("netns")
+    if "ipcns" in wanted and try_ipcns():
+        layers.append("ipcns")
     if "rlimit" in wanted:
         set_rlimits(limits)
         layers.append("rlimit")
     if "uid" in wanted and drop_privileges():
         layers.append("uid")
+    die_with_parent(parent)  # a uid change clears the parent-death signal: set it again
     if "seccomp" in wanted and try_seccomp(seccomp):
         layers.append("seccomp")
     if "audit" in wanted:
-        sys.addaudithook(audit_hook)
+        sys.addaudithook(make_audit_hook())
         layers.append("audit")
     layers.append("timeout")
     return layers

@@ -11,6 +11,8 @@ one hangs. :class:`Worker` serves it; ``sandbox.worker`` starts it.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import hashlib
 import json
@@ -20,6 +22,7 @@ import os
 import random
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType, FunctionType
 from typing import IO, Any
@@ -28,10 +31,10 @@ from bilevel.mechanisms.contract import HOOK_NAMES
 from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
 from bilevel.sandbox.outcome import Outcome, Status
-from bilevel.sandbox.results import describe_exception, judge
+from bilevel.sandbox.results import MESSAGE_CAP, cap, describe_exception, judge
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
-FULL_GC_EVERY = 32
+COLLECT_ROUNDS = 8
 
 
 def seed_for(seed: int, position: int, hook: str, trial_index: int) -> int:
@@ -64,8 +67,9 @@ class Mechanism:
 class Worker:
     """Serves the protocol for one inner run at a time (``load`` starts a new one)."""
 
-    def __init__(self, out_fd: int, max_value_bytes: int) -> None:
+    def __init__(self, out_fd: int, max_value_bytes: int, sign: Callable[[bytes], bytes] | None = None) -> None:
         self.out_fd = out_fd
+        self._sign = sign
         self.max_value_bytes = max_value_bytes
         self.mechs: dict[str, Mechanism] = {}
         self.space: dict[str, Any] = {"params": []}
@@ -79,8 +83,9 @@ class Worker:
 
     # -- io ---------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:
-        """Write one protocol line."""
-        data = (json.dumps(obj, allow_nan=True, separators=(",", ":")) + "\n").encode()
+        """Write one protocol line (authenticated when the worker has a key, see ``sandbox.channel``)."""
+        body = json.dumps(obj, allow_nan=True, separators=(",", ":")).encode()
+        data = self._sign(body) if self._sign is not None else body + b"\n"
         view = memoryview(data)
         while view:
             n = os.write(self.out_fd, view)
@@ -143,9 +148,9 @@ class Worker:
             if m is None or hook not in m.hooks or hook == "observe":
                 self.send_exit(mech_id, Outcome(Status.CRASH, message=f"{mech_id} has no {hook} loaded", layer="host"))
                 continue
-            args: tuple[Any, ...] = (self.ctx(t, guidance), m.state)
+            args: list[Any] = [self.ctx(t, guidance), m.state]
             if hook == "review":
-                args += (fresh(req.get("candidate")),)
+                args.append(fresh(req.get("candidate")))
             self.send_exit(mech_id, self.invoke(m, hook, t, args, check=True))
         self.send_done()
 
@@ -177,7 +182,7 @@ class Worker:
         m = Mechanism(mech_id, position, random.Random())
         glb = policy.restricted_globals(facades.build_modules(m.rng))
         m.rng.seed(seed_for(self.seed, position, "load", -1))
-        outcome = self.run(lambda: exec(code, glb), check=False, code=code)
+        outcome = self.run(exec, [code, glb], check=False, code=code)
         if not outcome.ok:
             return outcome
         return self.adopt(m, glb, outcome.elapsed_s)
@@ -202,42 +207,78 @@ class Worker:
         if m is None or "observe" not in m.hooks:
             return Outcome(Status.CRASH, message=f"{mech_id} has no observe loaded", layer="host")
         t = int(trial.get("index", len(self.history) - 1))
-        return self.invoke(m, "observe", t, (self.ctx(t, {}), m.state, fresh(trial)), check=False)
+        return self.invoke(m, "observe", t, [self.ctx(t, {}), m.state, fresh(trial)], check=False)
 
-    def invoke(self, m: Mechanism, hook: str, t: int, args: tuple[Any, ...], check: bool) -> Outcome:
-        """Re-seed the mechanism's random, call one hook, judge the result."""
+    def invoke(self, m: Mechanism, hook: str, t: int, args: list[Any], check: bool) -> Outcome:
+        """Re-seed the mechanism's random, call one hook, judge the result.
+
+        ``args`` is emptied here: the caller keeps no reference to what the hook received, so
+        everything the call created is freed inside its accounting (see :meth:`run`).
+        """
         m.rng.seed(seed_for(self.seed, m.position, hook, t))
-        fn = m.hooks[hook]
-        return self.run(lambda: fn(*args), check=check)
+        return self.run(m.hooks[hook], args, check=check)
 
-    def run(self, thunk: Any, check: bool, code: CodeType | None = None) -> Outcome:
-        """Run mechanism code in mechanism mode and judge what came out."""
+    def run(self, fn: Any, args: list[Any], check: bool, code: CodeType | None = None) -> Outcome:
+        """Run mechanism code in mechanism mode and judge what came out.
+
+        Everything the call leaves behind is dealt with before the outcome is final and inside
+        the call's time: the value is checked and the traceback read (with worker rights, which
+        run no mechanism code), then, back in mechanism mode, the traceback's frames are cleared,
+        the value and error dropped and garbage collected until none is left, so finalisers (a
+        generator's ``finally``) run now and are charged to this call. A violation recorded by
+        any of that makes the outcome a POLICY_VIOLATION: a violation is never forgotten.
+        """
         policy.take_violations()
-        value: Any = None
-        error: BaseException | None = None
+        box: list[Any] = [None, None]  # value, error
         _AUDIT.exec_code = code
         start = time.perf_counter()
         with mechanism_mode():
             try:
-                value = thunk()
+                box[0] = fn(*args)
             except BaseException as exc:  # noqa: BLE001 - mechanism faults are data
-                error = exc
-        elapsed = time.perf_counter() - start
+                box[1] = exc
+            args.clear()
         _AUDIT.exec_code = None
-        outcome = judge(value, error, elapsed, check, self.max_value_bytes)
-        del value, error
-        self.collect()
-        return outcome
-
-    def collect(self) -> None:
-        """Collect garbage in mechanism mode, so mechanism finalizers never run with worker rights."""
-        self.calls += 1
+        try:
+            outcome = judge(box[0], box[1], 0.0, check, self.max_value_bytes)
+            frames = _frames(box[1])
+        except BaseException as exc:  # noqa: BLE001 - judging reads mechanism objects
+            outcome = Outcome(Status.CRASH, message=f"cannot judge the result: {describe_exception(exc)}",
+                              layer="host")
+            frames = []
         with mechanism_mode():
+            for frame in frames:
+                with contextlib.suppress(BaseException):
+                    frame.clear()
+            frames.clear()
+            box.clear()
+            problem = self.collect()
+        elapsed = time.perf_counter() - start
+        late = policy.take_violations()
+        if late and outcome.status is not Status.POLICY_VIOLATION:
+            return Outcome(Status.POLICY_VIOLATION, message=cap(late[0].message, MESSAGE_CAP),
+                           traceback=outcome.traceback, elapsed_s=elapsed, layer=late[0].layer)
+        if problem and outcome.ok:
+            return Outcome(Status.POLICY_VIOLATION, message=problem, elapsed_s=elapsed, layer="host")
+        return dataclasses.replace(outcome, elapsed_s=elapsed)
+
+    def collect(self) -> str:
+        """Collect all garbage in mechanism mode until none is left (bounded); '' or what went wrong.
+
+        Mechanism finalisers never run with worker rights, and deferred code that keeps scheduling
+        more of itself is a violation of the mechanism whose call this is. What survives is frozen
+        (``gc.freeze``): a cycle that becomes garbage later is never collected, so its finalisers never
+        run at all (the worker lives for one inner run, under its memory limit).
+        """
+        self.calls += 1
+        for _ in range(COLLECT_ROUNDS):
             try:
-                gc.collect(2 if self.calls % FULL_GC_EVERY == 0 else 0)
-            except BaseException:  # noqa: BLE001
-                pass
-        policy.take_violations()
+                if gc.collect() == 0:
+                    gc.freeze()  # what is alive now is never scanned again: the next collection stays cheap
+                    return ""
+            except BaseException as exc:  # noqa: BLE001 - a finaliser raised
+                return f"deferred code raised while its objects were freed: {describe_exception(exc)}"
+        return f"deferred code (finalisers) kept creating garbage after {COLLECT_ROUNDS} collections"
 
     def drop_all(self) -> None:
         """Forget mechanisms (their globals, state and source lines) and the history."""
@@ -246,8 +287,9 @@ class Worker:
         self.mechs.clear()
         self.history = []
         self.incumbent = None
-        self.calls = FULL_GC_EVERY - 1
-        self.collect()
+        with mechanism_mode():
+            self.collect()
+        policy.take_violations()
         self.ctx_stale = True
 
     # -- ctx --------------------------------------------------------------------
@@ -268,6 +310,17 @@ class Worker:
         ctx["trial_index"] = t
         ctx["guidance"] = fresh(guidance)
         return ctx
+
+
+def _frames(error: Any) -> list[Any]:
+    """The frames of ``error``'s traceback (read with worker rights; cleared later in mechanism mode)."""
+    out: list[Any] = []
+    if isinstance(error, BaseException):
+        tb = error.__traceback__
+        while tb is not None and len(out) < 10_000:
+            out.append(tb.tb_frame)
+            tb = tb.tb_next
+    return out
 
 
 def fresh(value: Any) -> Any:

@@ -16,8 +16,8 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
-import sys
 import tempfile
 import time
 import weakref
@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bilevel.sandbox.channel import KEY_BYTES, Verifier
 from bilevel.sandbox.outcome import WorkerStartError
 
 # The folder that holds the ``bilevel`` package (site-packages, or the checkout for an editable install).
@@ -62,13 +63,7 @@ class Limits:
         return dataclasses.asdict(self)
 
 
-def worker_command(root: str = ROOT) -> list[str]:
-    """The command line of a worker process."""
-    code = f"import sys; sys.path.insert(0, {root!r}); from bilevel.sandbox.worker import main; main()"
-    return [sys.executable, "-s", "-P", "-c", code]
-
-
-# --------------------------------------------------------------------------- worker process
+# --------------------------------------------------------------------------- fork server
 class ReadFailure(StrEnum):
     """Why no protocol line came back."""
 
@@ -76,53 +71,144 @@ class ReadFailure(StrEnum):
     EOF = "eof"
     MALFORMED = "malformed"
     OVERSIZED = "oversized"
+    FORGED = "unauthenticated line"
 
 
-def _reap(proc: subprocess.Popen[bytes], tmpdir: str) -> None:
-    """Kill the worker's process group, wait for it, close its pipes, remove its directory."""
+def _reap_server(proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    """Kill the fork server's process group (its workers die with it), wait for it, close its socket."""
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
         proc.wait(timeout=10)
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-    shutil.rmtree(tmpdir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        sock.close()
 
 
-class WorkerProcess:
-    """One worker process and its pipes. Created by a session; :meth:`kill` reaps it."""
+class ForkServer:
+    """The pre-imported parent of a session's workers (``sandbox.worker.main``).
 
-    def __init__(self, limits: Limits, command: list[str]) -> None:
-        self.tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
+    Started once per session, lazily; :meth:`fork` gives a fresh worker for each inner run (or
+    restart) in a few milliseconds instead of a new interpreter. :meth:`close` kills it.
+    """
+
+    def __init__(self, command: list[str]) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env=dict(WORKER_ENV), cwd=self.tmpdir, start_new_session=True, close_fds=True,
+                command, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.DEVNULL,
+                env=dict(WORKER_ENV), cwd=tempfile.gettempdir(), start_new_session=True, close_fds=True,
             )
         except OSError as exc:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            raise WorkerStartError(f"cannot start the sandbox worker: {exc}") from exc
-        self._finalizer = weakref.finalize(self, _reap, self.proc, self.tmpdir)
-        self.buf = bytearray()
-        self.max_line = limits.max_value_bytes + LINE_OVERHEAD_BYTES
-        self.layers: tuple[str, ...] = ()
-        self.cpu_s = 0.0
-        self.killed_by_host = False
-        self._handshake(limits)
+            self.sock.close()
+            raise WorkerStartError(f"cannot start the sandbox fork server: {exc}") from exc
+        finally:
+            theirs.close()
+        self._finalizer = weakref.finalize(self, _reap_server, self.proc, self.sock)
+        self.buf = b""
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def _handshake(self, limits: Limits) -> None:
-        sent = self.send({"op": "init", "limits": limits.to_json()})
-        ready = self.read(time.monotonic() + STARTUP_TIMEOUT_S) if sent else ReadFailure.EOF
+    def alive(self) -> bool:
+        return self._finalizer.alive and self.proc.poll() is None
+
+    def close(self) -> None:
+        """Kill the server and with it every worker it forked; idempotent."""
+        self._finalizer()
+
+    def request(self, obj: dict[str, Any], deadline: float) -> tuple[dict[str, Any] | None, list[int]]:
+        """Send one request; the reply (None if the server is gone or late) and the fds it carried."""
+        fds: list[int] = []
+        try:
+            self.sock.sendall(json.dumps(obj).encode() + b"\n")
+            while b"\n" not in self.buf:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+                    raise TimeoutError
+                data, got, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+                fds += got
+                if not data:
+                    raise EOFError
+                self.buf += data
+        except (OSError, EOFError):
+            self._close_fds(fds)
+            self.close()
+            return None, []
+        line, _, self.buf = self.buf.partition(b"\n")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        return (reply if isinstance(reply, dict) else None), fds
+
+    @staticmethod
+    def _close_fds(fds: list[int]) -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def fork(self, limits: Limits) -> WorkerProcess:
+        """A fresh, hardened worker for one inner run."""
+        key = os.urandom(KEY_BYTES)
+        tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
+        os.chmod(tmpdir, 0o711)
+        reply, fds = self.request({"op": "fork", "limits": limits.to_json(), "key": key.hex(), "cwd": tmpdir},
+                                  time.monotonic() + STARTUP_TIMEOUT_S)
+        pid = reply.get("forked") if reply else None
+        if not isinstance(pid, int) or len(fds) != 2:
+            self._close_fds(fds)
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            raise WorkerStartError(f"the sandbox fork server did not fork a worker ({reply!r})")
+        return WorkerProcess(self, pid, fds[0], fds[1], key, tmpdir, limits)
+
+    def kill_worker(self, pid: int) -> int | None:
+        """SIGKILL a worker and have the server reap it; its exit status (None if unknown)."""
+        if not self.alive():
+            return None
+        reply, fds = self.request({"op": "kill", "pid": pid}, time.monotonic() + STARTUP_TIMEOUT_S)
+        self._close_fds(fds)
+        code = reply.get("returncode") if reply else None
+        return code if isinstance(code, int) else None
+
+
+# --------------------------------------------------------------------------- worker process
+def _reap(server: ForkServer, pid: int, fds: tuple[int, int], tmpdir: str, status: list[int | None]) -> None:
+    """Close the pipes, have the server kill and reap the worker, remove its directory."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    status[0] = server.kill_worker(pid)
+    shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class WorkerProcess:
+    """One forked worker and its pipes, as the host sees it. Created by :meth:`ForkServer.fork`."""
+
+    def __init__(self, server: ForkServer, pid: int, to_worker: int, from_worker: int, key: bytes,
+                 tmpdir: str, limits: Limits) -> None:
+        self.server = server
+        self.pid = pid
+        self.tmpdir = tmpdir
+        self.to_worker = to_worker
+        self.from_worker = from_worker
+        self._status: list[int | None] = [None]
+        self._finalizer = weakref.finalize(self, _reap, server, pid, (to_worker, from_worker), tmpdir,
+                                           self._status)
+        self._verifier = Verifier(key)
+        self.buf = bytearray()
+        self.max_line = limits.max_value_bytes + LINE_OVERHEAD_BYTES
+        self.layers: tuple[str, ...] = ()
+        self.cpu_s = 0.0
+        self.last_live: str | None = None  # the mechanism whose code ran last in this worker
+        self._handshake()
+
+    def _handshake(self) -> None:
+        ready = self.read(time.monotonic() + STARTUP_TIMEOUT_S)
         if isinstance(ready, ReadFailure) or ready.get("ready") is not True:
             self.kill()
-            raise WorkerStartError(f"the sandbox worker did not start ({ready!r}, exit status {self.proc.returncode})")
+            raise WorkerStartError(f"the sandbox worker did not start ({ready!r}, exit status {self.returncode})")
         layers = ready.get("layers")
         if isinstance(layers, list) and all(isinstance(x, str) for x in layers):
             self.layers = tuple(layers)
@@ -130,22 +216,18 @@ class WorkerProcess:
     def send(self, obj: dict[str, Any]) -> bool:
         """Write one request line; False if the worker is gone."""
         data = (json.dumps(obj, allow_nan=True, separators=(",", ":")) + "\n").encode()
-        stdin = self.proc.stdin
-        if stdin is None:
-            return False
+        view = memoryview(data)
         try:
-            stdin.write(data)
-            stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
+            while view:
+                view = view[os.write(self.to_worker, view):]
+        except OSError:
             return False
         return True
 
     def read(self, deadline: float) -> dict[str, Any] | ReadFailure:
         """The next protocol line as a dict, or why there is none by ``deadline``."""
-        stdout = self.proc.stdout
-        if stdout is None:
+        if not self._finalizer.alive:
             return ReadFailure.EOF
-        fd = stdout.fileno()
         while True:
             nl = self.buf.find(b"\n")
             if nl >= 0:
@@ -157,10 +239,13 @@ class WorkerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return ReadFailure.TIMEOUT
-            ready, _, _ = select.select([fd], [], [], remaining)
+            ready, _, _ = select.select([self.from_worker], [], [], remaining)
             if not ready:
                 return ReadFailure.TIMEOUT
-            chunk = os.read(fd, 1 << 16)
+            try:
+                chunk = os.read(self.from_worker, 1 << 16)
+            except OSError:
+                chunk = b""
             if not chunk:
                 return ReadFailure.EOF
             self.buf += chunk
@@ -168,27 +253,28 @@ class WorkerProcess:
     def _parse(self, line: bytes) -> dict[str, Any] | ReadFailure:
         if len(line) > self.max_line:
             return ReadFailure.OVERSIZED
+        body = self._verifier.open(line)
+        if body is None:
+            return ReadFailure.FORGED
         try:
-            obj = json.loads(line)
+            obj = json.loads(body)
         except (ValueError, RecursionError):
             return ReadFailure.MALFORMED
         return obj if isinstance(obj, dict) else ReadFailure.MALFORMED
 
     def alive(self) -> bool:
-        """Whether the process is still running (without reaping it)."""
-        if self.proc.returncode is not None:
+        """Whether the worker still holds its end of the pipe (checked without reading)."""
+        if not self._finalizer.alive or not self.server.alive():
             return False
-        try:
-            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
-        except ChildProcessError:
-            return False
+        poller = select.poll()
+        poller.register(self.from_worker, select.POLLHUP | select.POLLERR)
+        return not any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poller.poll(0))
 
     def kill(self) -> None:
-        """Kill the process group and reap it; idempotent."""
+        """Kill the worker and have it reaped; idempotent."""
         self._finalizer()
 
     @property
     def returncode(self) -> int | None:
-        return self.proc.returncode
-
-
+        """The exit status once killed (negative: the signal), as ``subprocess`` reports it."""
+        return self._status[0]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -43,11 +44,12 @@ from typing import Any
 
 from bilevel.mechanisms.contract import HOOK_NAMES
 from bilevel.sandbox.faults import UNAVAILABLE, Entry, Failure, FaultPolicy, death_outcome
-from bilevel.sandbox.outcome import Outcome, SandboxError, Status
+from bilevel.sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
 from bilevel.sandbox.policy import compile_mechanism
 from bilevel.sandbox.process import (  # noqa: F401 - re-exported
     ROOT,
     WORKER_ENV,
+    ForkServer,
     Limits,
     ReadFailure,
     WorkerProcess,
@@ -119,6 +121,7 @@ class SandboxSession(FaultPolicy):
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._worker: WorkerProcess | None = None
+        self._server: ForkServer | None = None
         self._layers: tuple[str, ...] = ()
         self._closed = False
         self._configure(mechanisms, space, seed, budget)
@@ -158,6 +161,11 @@ class SandboxSession(FaultPolicy):
     def worker_pid(self) -> int | None:
         """The pid of the current worker process, if one is running."""
         return self._worker.pid if self._worker is not None else None
+
+    @property
+    def server_pid(self) -> int | None:
+        """The pid of the fork server the workers are forked from, if one is running."""
+        return self._server.pid if self._server is not None else None
 
     @property
     def worker_dir(self) -> str | None:
@@ -201,8 +209,7 @@ class SandboxSession(FaultPolicy):
         of its CPU limit, since RLIMIT_CPU is cumulative.
         """
         self._check_open()
-        if self._worker is not None and self._worker.cpu_s > self.limits.cpu_s / 2:
-            self._kill_worker()
+        self._kill_worker()  # a fresh worker for every inner run: nothing of the last run survives
         self._configure(mechanisms, self._space if space is None else space, seed, budget)
         return self.start()
 
@@ -210,6 +217,7 @@ class SandboxSession(FaultPolicy):
         """Kill the worker's whole process group and reap it; idempotent."""
         self._closed = True
         self._kill_worker()
+        self._close_server()
 
     def disable(self, mech_id: str, reason: str) -> None:
         """Disable a mechanism (called by the host, e.g. after contract violations it detects)."""
@@ -313,8 +321,7 @@ class SandboxSession(FaultPolicy):
         start = time.monotonic()
         ack = worker.read(start + self.limits.call_timeout_s + DONE_GRACE_S) if worker.send(request) else None
         if not isinstance(ack, dict) or ack.get("ack") is not True:
-            self._kill_worker()
-            return outcomes, UNAVAILABLE
+            return outcomes, self._no_ack(worker, ack)
         for i, (mid, hook) in enumerate(calls):
             limit, kind = self._call_limit(mid, charge)
             event = worker.read(start + limit)
@@ -324,10 +331,32 @@ class SandboxSession(FaultPolicy):
                 return outcomes, Failure(i, mid, self._fail(worker, event, hook, now - start, limit, kind))
             if charge:
                 self._entries[mid].spent_s += now - start
+            worker.last_live = mid
             outcomes.append(outcome)
             start = now
-        self._finish(worker, start)
-        return outcomes, None
+        return outcomes, self._finish(worker, start, len(calls) - 1)
+
+    def _no_ack(self, worker: WorkerProcess, ack: dict[str, Any] | ReadFailure | None) -> Failure:
+        """The worker did not acknowledge a request: blame the mechanism whose code ran last, unless
+        the worker was killed from outside (SIGKILL without a stall) or its server is gone."""
+        culprit = worker.last_live
+        stalled = ack is ReadFailure.TIMEOUT
+        wrote = isinstance(ack, dict) or ack in (ReadFailure.MALFORMED, ReadFailure.FORGED, ReadFailure.OVERSIZED)
+        self._kill_worker()
+        code = worker.returncode
+        external = not stalled and not wrote and (code is None or code == -signal.SIGKILL)
+        if culprit is None or external or culprit not in self._entries or not self._entries[culprit].enabled:
+            return UNAVAILABLE
+        if stalled:
+            outcome = Outcome(Status.TIMEOUT, layer="timeout", message=(
+                f"the worker stalled between requests after {culprit}'s last call (no acknowledgement "
+                f"within {self.limits.call_timeout_s + DONE_GRACE_S:.3g} s); the worker was killed"))
+        elif wrote:
+            outcome = Outcome(Status.CRASH, layer="host", message=(
+                f"the worker wrote to the protocol channel between requests after {culprit}'s last call"))
+        else:
+            outcome = death_outcome(code, f"the time between requests after {culprit}'s last call", 0.0)
+        return Failure(-1, culprit, outcome)
 
     def _exit_outcome(self, event: dict[str, Any] | ReadFailure, mech_id: str, hook: str) -> Outcome | None:
         """The outcome in a well-formed exit line for ``mech_id``, else None."""
@@ -350,15 +379,21 @@ class SandboxSession(FaultPolicy):
                 return None
         return outcome
 
-    def _finish(self, worker: WorkerProcess, start: float) -> None:
-        """Read the ``done`` line; a worker that does not send it is killed (to be restarted on demand)."""
+    def _finish(self, worker: WorkerProcess, start: float, last: int) -> Failure | None:
+        """Read the ``done`` line. A worker that does not send it is killed (to be restarted on demand),
+        and the mechanism whose code ran last in it is blamed: nothing else runs after its exit line."""
         event = worker.read(start + self.limits.call_timeout_s + DONE_GRACE_S)
         if isinstance(event, ReadFailure) or event.get("done") is not True or "error" in event:
-            self._kill_worker()
-            return
+            culprit = worker.last_live
+            outcome = self._fail(worker, event, "the end of the request", time.monotonic() - start,
+                                 self.limits.call_timeout_s + DONE_GRACE_S, "request deadline")
+            if culprit is None or last < 0 or (event is ReadFailure.EOF and worker.returncode == -signal.SIGKILL):
+                return None
+            return Failure(last, culprit, outcome)
         cpu = event.get("cpu_s")
         if isinstance(cpu, (int, float)):
             worker.cpu_s = float(cpu)
+        return None
 
     def _fail(self, worker: WorkerProcess, event: dict[str, Any] | ReadFailure, hook: str, elapsed: float,
               limit: float, kind: str) -> Outcome:
@@ -378,9 +413,22 @@ class SandboxSession(FaultPolicy):
 
     # -- internals: worker ----------------------------------------------------------
     def _spawn(self) -> None:
+        """A fresh worker, forked from the session's fork server (started on first use)."""
         self._kill_worker()
-        self._worker = WorkerProcess(self.limits, worker_command())
+        if self._server is None or not self._server.alive():
+            self._close_server()
+            self._server = ForkServer(worker_command())
+        try:
+            self._worker = self._server.fork(self.limits)
+        except WorkerStartError:
+            self._close_server()
+            raise
         self._layers = self._worker.layers
+
+    def _close_server(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def _kill_worker(self) -> None:
         if self._worker is not None:
@@ -399,7 +447,7 @@ class SandboxSession(FaultPolicy):
             if not self.active:
                 self._kill_worker()
                 return
-            if self._load_active(None, charge=False) and self._replay(self._history[:replay_upto]):
+            if self._load_active(None, charge=True) and self._replay(self._history[:replay_upto]):
                 return
         raise SandboxError("the sandbox worker could not be restarted")
 
@@ -432,7 +480,7 @@ class SandboxSession(FaultPolicy):
             return True
         mechs = self._active_with("observe")
         request = {"op": "replay", "trials": trials, "mechs": mechs}
-        _, failure = self._stream(request, [(m, "observe") for _ in trials for m in mechs], charge=False)
+        _, failure = self._stream(request, [(m, "observe") for _ in trials for m in mechs], charge=True)
         if failure is None:
             return True
         if not failure.blameless:

@@ -1,25 +1,29 @@
-"""Layer 2 of the sandbox: the worker process that runs mechanism code.
+"""Layer 2 of the sandbox: the fork server and the worker processes that run mechanism code.
 
-The host (``sandbox.session``) starts it as ``python -s -P -c "...; main()"``
-with an environment it builds from scratch, a fresh temporary working
-directory and a new session (process group). The worker then, in this order:
+The host (``sandbox.process``) starts the fork server as
+``python -s -P -c "...; main()"`` with an environment it builds from scratch,
+a fresh temporary working directory, a new session (process group) and a
+Unix socket as its stdin and stdout. The fork server:
 
-1. has imported everything it needs (this module's imports, numpy,
-   RestrictedPython, the facades) and runs a warm-up mechanism so that lazy
-   imports inside numpy and statistics happen now;
-2. keeps private copies of its protocol fds and points fds 0, 1 and 2 at
-   ``/dev/null``, so nothing mechanism code or C code prints reaches the pipe;
-3. reads the ``init`` request (the limits) and hardens itself: a network
-   namespace where it can (root, or an unprivileged user namespace), rlimits
-   (address space, CPU, file size, open files, core), drops root to ``nobody``,
-   a seccomp filter if ``pyseccomp`` and ``libseccomp.so.2`` are there (imported
-   at start-up, before hardening), and finally an audit hook that refuses file, network, process,
-   ctypes and import events (everything but a short list while mechanism code
-   runs);
-4. answers ``ready`` with the active layers and serves requests.
+1. asks to be killed when its parent dies (``PR_SET_PDEATHSIG``);
+2. imports everything a worker needs (this module's imports, numpy,
+   RestrictedPython, the facades, ``pyseccomp``) and runs a warm-up mechanism
+   so that lazy imports inside numpy and statistics happen now, then freezes
+   what it holds for the garbage collector;
+3. serves ``fork`` and ``kill`` requests on the socket. It runs no mechanism
+   code itself.
 
-The request and response messages and what the worker does for each are in
-``sandbox.hooks``; the hardening steps in ``sandbox.hardening``.
+For every ``fork`` (one per inner run, and one per restart after a fault) it
+forks a fresh worker, copy-on-write, with two new pipes whose other ends it
+hands to the host over the socket (``SCM_RIGHTS``) and then closes. So nothing
+a mechanism allocates or schedules in one worker reaches the next one. The
+worker (:func:`child_main`) leaves the server's process group, moves into its
+own temporary directory, points fds 0, 1 and 2 at ``/dev/null``, hardens itself
+(``sandbox.hardening``: network and IPC namespaces, rlimits, ``nobody``, its
+parent-death signal again, seccomp, the audit hook), answers ``ready`` with the
+active layers and serves requests (``sandbox.hooks``) with every line
+authenticated by the key the host sent in the fork request (``sandbox.channel``).
+``kill`` SIGKILLs a worker and reaps it, answering with its exit status.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ import contextlib
 import gc
 import json
 import os
+import signal
+import socket
 import unicodedata  # noqa: F401 - the parser imports it for non-ASCII names; after hardening it cannot
 import warnings
+from typing import Any
 
+from bilevel.sandbox.channel import make_signer
 from bilevel.sandbox.hardening import (  # noqa: F401 - re-exported: the layer tests patch them here
     OS_LAYERS,
+    die_with_parent,
     harden,
     import_seccomp,
     take_protocol_fds,
@@ -123,7 +132,7 @@ def warm_up(worker: Worker) -> None:
     worker.ctx_stale = True
     outcome = worker.load_one("warm-up", 0, WARMUP_SOURCE)
     if outcome.ok:
-        outcome = worker.invoke(worker.mechs["warm-up"], "propose", 0, (worker.ctx(0, {}), {}), check=True)
+        outcome = worker.invoke(worker.mechs["warm-up"], "propose", 0, [worker.ctx(0, {}), {}], check=True)
     WARMUP_RESULT[0] = outcome
     try:
         raise ValueError("warm-up")
@@ -135,23 +144,113 @@ def warm_up(worker: Worker) -> None:
 
 
 def main() -> None:
-    """Entry point of the worker process (see the module doc for the start-up order)."""
+    """Entry point of the fork server (see the module doc)."""
+    die_with_parent()
     warnings.simplefilter("ignore")
     seccomp = import_seccomp()
-    proto_in, proto_out = take_protocol_fds()
-    reader = os.fdopen(proto_in, "rb")
-    worker = Worker(proto_out, 1_000_000)
+    ctl_in, ctl_out = take_protocol_fds()
+    os.close(ctl_out)
+    worker = Worker(-1, 1_000_000)
     with contextlib.suppress(Exception):
         warm_up(worker)
-    first = reader.readline()
-    if not first:
-        os._exit(0)
-    limits = json.loads(first)["limits"]
-    worker.max_value_bytes = int(limits["max_value_bytes"])
+    del worker
     gc.collect()
     gc.freeze()
     gc.disable()
-    layers = harden(limits, seccomp=seccomp, netns=try_netns)
+    ForkServer(socket.socket(fileno=ctl_in), seccomp).serve()
+    os._exit(0)
+
+
+class ForkServer:
+    """The server's loop: one JSON request line in, one reply line out (with fds for a fork)."""
+
+    def __init__(self, sock: socket.socket, seccomp: Any) -> None:
+        self.sock = sock
+        self.seccomp = seccomp
+        self.buf = b""
+        self.children: set[int] = set()
+
+    def serve(self) -> None:
+        while True:
+            line = self.readline()
+            if line is None:
+                return  # the host is gone: the workers die with us (parent-death signal)
+            try:
+                req = json.loads(line)
+                op = req.get("op")
+                if op == "fork":
+                    self.fork(req)
+                elif op == "kill":
+                    self.reply({"killed": req["pid"], "returncode": self.kill(int(req["pid"]))})
+                else:
+                    self.reply({"error": f"unknown op {op!r}"})
+            except Exception as exc:  # noqa: BLE001 - a bad request must not stop the server
+                self.reply({"error": f"{type(exc).__name__}: {exc}"})
+
+    def readline(self) -> bytes | None:
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def reply(self, obj: dict[str, Any], fds: list[int] | None = None) -> None:
+        data = json.dumps(obj).encode() + b"\n"
+        socket.send_fds(self.sock, [data], fds or [])
+
+    def fork(self, req: dict[str, Any]) -> None:
+        """Fork one worker with fresh pipes; hand the host its ends (request in, response out)."""
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 70
+            try:
+                self.sock.close()
+                os.close(to_child_w)
+                os.close(from_child_r)
+                child_main(to_child_r, from_child_w, req, self.seccomp, server)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.children.add(pid)
+        try:
+            self.reply({"forked": pid}, [to_child_w, from_child_r])
+        finally:
+            os.close(to_child_w)
+            os.close(from_child_r)
+
+    def kill(self, pid: int) -> int | None:
+        """SIGKILL one of our workers (a no-op on one that already exited) and reap it."""
+        if pid not in self.children:
+            return None
+        self.children.discard(pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return None
+        return os.waitstatus_to_exitcode(status)
+
+
+def child_main(proto_in: int, proto_out: int, req: dict[str, Any], seccomp: Any, server: int) -> None:
+    """A freshly forked worker: leave the server's group, harden, say ready, serve one inner run."""
+    die_with_parent(server)
+    os.setpgid(0, 0)  # its own group: the host kills the group, never the server's
+    with contextlib.suppress(OSError):
+        os.chdir(str(req.get("cwd") or "."))
+    limits = req["limits"]
+    sign = make_signer(bytes.fromhex(str(req["key"])))
+    del req
+    worker = Worker(proto_out, int(limits["max_value_bytes"]), sign)
+    del sign
+    reader = os.fdopen(proto_in, "rb")
+    layers = harden(limits, seccomp=seccomp, netns=try_netns, parent=server)
     worker.send({"ready": True, "layers": layers, "pid": os.getpid()})
     worker.serve(reader)
-    os._exit(0)

@@ -143,16 +143,17 @@ def test_same_seed_gives_same_proposals_in_different_workers() -> None:
     assert proposals(8)[0] != first
 
 
-def test_reload_reuses_the_worker_with_fresh_state() -> None:
+def test_reload_forks_a_fresh_worker_from_the_same_server() -> None:
     with SandboxSession([("counter", COUNTER)], SPACE, seed=1, budget=5) as s:
         s.start()
-        pid = s.worker_pid
+        pid, server = s.worker_pid, s.server_pid
         s.observe(trial(0, {"x": 0.5}))
         assert s.call("counter", "propose", 1, {}).value == {"calls": 1, "observed": 1}
         assert s.call("counter", "propose", 1, {}).value == {"calls": 2, "observed": 1}
         again = s.reload([("counter", COUNTER), ("tabu", TABU)], seed=2, budget=5)
         assert all(o.ok for o in again.values())
-        assert s.worker_pid == pid
+        assert s.worker_pid != pid and process_gone(pid)   # a clean worker for every inner run ...
+        assert s.server_pid == server                       # ... forked from the same pre-imported parent
         assert s.call("counter", "propose", 0, {}).value == {"calls": 1, "observed": 0}
 
 
@@ -303,38 +304,49 @@ def test_replay_after_a_worker_crash_matches_an_uninterrupted_run() -> None:
 
 # --------------------------------------------------------------------------- the host never trusts the worker
 FAKE_WORKER = textwrap.dedent('''
-    import json, sys
-    def out(obj):
-        sys.stdout.write(json.dumps(obj) + "\\n")
-        sys.stdout.flush()
-    sys.stdin.readline()
-    out({"ready": True, "layers": ["fake"], "pid": 0})
-    for line in sys.stdin:
-        req = json.loads(line)
-        if req["op"] == "load":
+    import json, os, sys
+    sys.path.insert(0, ROOT)
+    from bilevel.sandbox import worker
+    from bilevel.sandbox.channel import make_signer
+
+    def fake_child(proto_in, proto_out, req, seccomp, server):
+        sign = make_signer(bytes.fromhex(req["key"]))
+        def raw(data):
+            while data:
+                data = data[os.write(proto_out, data):]
+        def out(obj):
+            raw(sign(json.dumps(obj).encode()))
+        out({"ready": True, "layers": ["fake"], "pid": 0})
+        for line in os.fdopen(proto_in, "rb"):
+            req = json.loads(line)
+            if req["op"] == "load":
+                out({"ack": True})
+                for mid, pos, src in req["mechanisms"]:
+                    out({"exit": mid, "outcome": {"status": "ok", "value": {"hooks": ["propose"]}}})
+                out({"done": True, "cpu_s": 0.0})
+                continue
             out({"ack": True})
-            for mid, pos, src in req["mechanisms"]:
-                out({"exit": mid, "outcome": {"status": "ok", "value": {"hooks": ["propose"]}}})
-            out({"done": True, "cpu_s": 0.0})
-            continue
-        out({"ack": True})
-        if MODE == "garbage":
-            sys.stdout.write("this is not json\\n")
-        elif MODE == "oversized":
-            sys.stdout.write("x" * (3 << 20))
-        elif MODE == "wrong_id":
-            out({"exit": "someone-else", "outcome": {"status": "ok"}})
-        elif MODE == "bad_status":
-            out({"exit": req["mechs"][0], "outcome": {"status": "pwned"}})
-        elif MODE == "exit":
-            sys.exit(3)
-        sys.stdout.flush()
+            if MODE == "garbage":
+                raw(sign(b"this is not json"))
+            elif MODE == "forged":   # a well-formed line without the key's tag
+                raw(json.dumps({"exit": req["mechs"][0], "outcome": {"status": "ok", "value": 1}}).encode() + b"\\n")
+            elif MODE == "oversized":
+                raw(b"x" * (3 << 20))
+            elif MODE == "wrong_id":
+                out({"exit": "someone-else", "outcome": {"status": "ok"}})
+            elif MODE == "bad_status":
+                out({"exit": req["mechs"][0], "outcome": {"status": "pwned"}})
+            elif MODE == "exit":
+                os._exit(3)
+
+    worker.child_main = fake_child
+    worker.main()
 ''')
 
 
-@pytest.mark.parametrize("mode", ["garbage", "oversized", "wrong_id", "bad_status", "exit"])
+@pytest.mark.parametrize("mode", ["garbage", "forged", "oversized", "wrong_id", "bad_status", "exit"])
 def test_malformed_worker_output_is_a_crash_not_an_exception(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    script = FAKE_WORKER.replace("MODE", repr(mode))
+    script = FAKE_WORKER.replace("MODE", repr(mode)).replace("ROOT", repr(ROOT))
     monkeypatch.setattr(session_module, "worker_command", lambda root=ROOT: [sys.executable, "-c", script])
     with SandboxSession([("m", hook("return 1"))], SPACE, seed=1, budget=5, limits=Limits(max_value_bytes=4096)) as s:
         assert s.start()["m"].ok and s.layers == ("fake",)
