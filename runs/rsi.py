@@ -2,7 +2,10 @@
 
 - gain per generation (the validation improvement each kept stack won over
   the incumbent it replaced; 0 for a generation that kept nothing) and
-  whether it accelerates (slope of the gains over generations);
+  whether it accelerates: only with at least 3 generations, by a one-sided
+  permutation test of the least-squares slope of the gains over generations
+  (``slope_test``: p = the share of orderings of the gains whose slope is at
+  least the observed one; "yes" when p <= 0.05), otherwise ``n/a``;
 - acceptance rate (candidates the judge passed / candidates judged);
 - activation rate of kept mechanisms (share of proposals the new mechanisms
   of each adopted stack changed, from its verdict);
@@ -30,6 +33,32 @@ from bilevel.runs.store import Store
 from bilevel.runs.views import last_summary
 
 MAX_DIVERSITY_SOURCES = 24
+MIN_GENERATIONS = 3  # fewer gains cannot show acceleration
+ACCELERATION_ALPHA = 0.05
+_EXACT_UP_TO = 8  # generations whose orderings are all enumerated (8! = 40320); more: 20000 seeded draws
+
+
+def _slope(values: np.ndarray) -> float:
+    x = np.arange(values.shape[-1], dtype=float)
+    x -= x.mean()
+    return (values @ x) / float(x @ x)  # type: ignore[no-any-return]
+
+
+def slope_test(gains: tuple[float, ...] | list[float]) -> float:
+    """The one-sided permutation p-value of "the gains grow over generations": the share of
+    orderings of the gains whose least-squares slope is at least the observed slope (exact up to
+    8 generations, else 20000 seeded random orderings). 1.0 when all gains are equal."""
+    g = np.asarray(gains, dtype=float)
+    if g.size < 2 or np.all(g == g[0]):
+        return 1.0
+    observed = _slope(g)
+    if g.size <= _EXACT_UP_TO:
+        orders = np.array(list(itertools.permutations(range(g.size))))
+    else:
+        rng = np.random.default_rng(0)
+        orders = np.argsort(rng.random((20_000, g.size)), axis=1)
+    slopes = _slope(g[orders])
+    return float(np.mean(slopes >= observed - 1e-12))
 
 
 @dataclass(frozen=True)
@@ -51,10 +80,12 @@ class RsiMetrics:
 
     @property
     def accelerating(self) -> str:
-        if len(self.gains) < 2:
-            return "n/a (one generation)"
-        word = "yes" if self.slope > 0 else "no"
-        return f"{word}; least-squares slope over {len(self.gains)} generations, not a significance test"
+        if len(self.gains) < MIN_GENERATIONS:
+            return f"n/a (fewer than {MIN_GENERATIONS} generations)"
+        p = slope_test(self.gains)
+        word = "yes" if p <= ACCELERATION_ALPHA and self.slope > 0 else "no"
+        return (f"{word}; one-sided permutation test of the slope over {len(self.gains)} generations, "
+                f"p = {p:.3g} (yes needs p <= {ACCELERATION_ALPHA:g})")
 
     @property
     def gain_per_ktoken(self) -> str:

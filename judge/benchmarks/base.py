@@ -92,6 +92,11 @@ class Benchmark(ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able: name, options, library versions, bound info. Goes into the judge manifest."""
 
+    def data_files(self) -> list[str]:
+        """Paths of the data files a score depends on (text corpora, a command's script, declared
+        files); the manifest hashes their contents. Called when the manifest is built or verified."""
+        return []
+
     def curve_value(self, value: float) -> float:
         """A raw best-so-far value on the primary score's scale (identity unless the score transforms it,
         as BBOB's log10 regret does). Called by reports that plot best-so-far curves."""

@@ -209,6 +209,10 @@ class DatamixLM(Benchmark):
             raise BenchmarkError(f"instance {instance.key!r} is outside this datamix-lm's options")
         return DatamixObjective(self.learner, s, v, int(seed), self.tokens, self.val_bytes, self.text_dirs)
 
+    def data_files(self) -> list[str]:
+        """Every file under ``text_dirs`` (the manifest hashes their contents)."""
+        return [str(f) for d in self.text_dirs for f in sorted(p for p in Path(d).rglob("*") if p.is_file())]
+
     def score(self, instance: Instance, result: InnerResult) -> RunScore:
         c = curve(result, EMPTY_REGRET)
         _, bayes = ts.validation(int(instance.data["variant"]), float(instance.data["sharpness"]), self.val_bytes)

@@ -265,6 +265,12 @@ class CommandBenchmark(Benchmark):
             subs.update(_SUBSCORES.get(key, {}))
         return RunScore(c.best, subs)
 
+    def data_files(self) -> list[str]:
+        """The files the command names (its script, data files), from ``workdir`` or here (hashed by the manifest)."""
+        words = shlex.split(self.command)[1:]
+        found = [Path(self.workdir or ".") / w for w in words] + [Path(w) for w in words]
+        return sorted({str(f.resolve()) for f in found if f.is_file()})
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -310,6 +316,12 @@ class PythonBenchmark(CommandBenchmark):
         return PythonObjective(self.name, self.argv, self.space_, str(instance.data["name"]), int(seed),
                                self.timeout_s, self.metric, -1.0 if self.direction == "maximize" else 1.0,
                                self.workdir, self.callable, self.pythonpath)
+
+    def data_files(self) -> list[str]:
+        """The callable's module file, found on ``pythonpath`` or in ``workdir`` (hashed by the manifest)."""
+        module = self.callable.split(":", 1)[0].replace(".", "/") + ".py"
+        found = [Path(d) / module for d in (*self.pythonpath, self.workdir or ".")]
+        return sorted({str(f.resolve()) for f in found if f.is_file()})
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.inner.chat import ReplayDivergence
+from bilevel.judge.manifest import Manifest, verify_manifest
 from bilevel.runs.commands import add_store_argument, open_existing, replay_stack
-from bilevel.runs.driver import create_run, effective_spec, execute
+from bilevel.runs.driver import create_run, effective_spec, execute, judge_setup
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec
 from bilevel.runs.store import Store
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     transcripts = Path(args.store) / "transcripts" / f"{args.run_id}.json"
     n = export_transcripts(store, args.run_id, transcripts)
     spec = replay_spec(effective_spec(store, args.run_id), transcripts)
+    # a replay under another judge proves nothing: refuse, naming what changed (ManifestMismatch)
+    verify_manifest(Manifest.from_json(store.run(args.run_id).manifest), judge_setup(spec).manifest)
     replay_id = create_run(store, spec)
     store.recorder(replay_id).record_event("replay_of", "replay_of",
                                            {"original": args.run_id, "transcripts": str(transcripts), "calls": n})
