@@ -6,11 +6,16 @@ side: the function compiled as plain Python and called in-process, the same
 source compiled under the sandbox policy (RestrictedPython guards) and called
 in-process, and one call through the worker (``SandboxSession.call``: a JSON
 line each way, a fresh ctx, the host's checks). It prints the medians and the
-ratio worker / in-process. Then it times the start-up of a worker (spawn,
-warm-up, hardening, handshake and loading one mechanism) and prints the active
-sandbox layers.
+ratio worker / in-process. Then it times the start-up of a session (spawn of
+the fork server, warm-up, the first fork, hardening, handshake and loading one
+mechanism), and the cost per inner run (issue 11) of a stack of two
+mechanisms: a clean worker forked for every inner run (``SandboxSession.reload``:
+kill and reap the last worker, fork, harden, handshake, load) next to the reuse
+of one worker across inner runs that the sandbox did before (a new ``load``
+request into the same worker, timed here through the session's own loading
+path), and next to one hook round trip. It prints the active sandbox layers.
 
-    .venv/bin/python bench/sandbox_cost.py [--calls 300] [--starts 7]
+    .venv/bin/python bench/sandbox_cost.py [--calls 300] [--starts 7] [--runs 30]
 """
 
 from __future__ import annotations
@@ -116,15 +121,38 @@ def _startup_s(n: int) -> tuple[float, tuple[str, ...]]:
     return statistics.median(times), layers
 
 
+def _per_run_ms(n: int) -> tuple[float, float]:
+    """Median ms per inner run: a fresh forked worker (reload) and reuse of the same worker (a new load)."""
+    stack = [("m", TRIVIAL), ("e", load_source("elite_crossover"))]
+    fresh, reuse = [], []
+    with SandboxSession(stack, SPACE, seed=0, budget=10, limits=LIMITS) as session:
+        session.start()
+        for i in range(n):
+            start = time.perf_counter()
+            loaded = session.reload(stack, seed=i, budget=10)
+            fresh.append(time.perf_counter() - start)
+            assert all(o.ok for o in loaded.values()), loaded
+        for i in range(n):
+            start = time.perf_counter()
+            session._configure(stack, SPACE, i, 10)  # noqa: SLF001 - the reuse path, kept only for this comparison
+            report = session._compile_all()  # noqa: SLF001
+            assert session._load_active(report, charge=True), report  # noqa: SLF001
+            assert all(o.ok for o in report.values()), report
+            reuse.append(time.perf_counter() - start)
+    return statistics.median(fresh) * 1000, statistics.median(reuse) * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=300, help="timed calls per variant")
-    ap.add_argument("--starts", type=int, default=7, help="timed worker start-ups")
+    ap.add_argument("--starts", type=int, default=7, help="timed session start-ups")
+    ap.add_argument("--runs", type=int, default=30, help="timed inner-run start-ups (fresh worker, reuse)")
     args = ap.parse_args(argv)
-    header("sandbox cost: one hook call through the worker vs in-process; worker start-up")
+    header("sandbox cost: one hook call through the worker vs in-process; worker start-up; per inner run")
     trials = _trials(HISTORY)
     cases = {"trivial propose": (TRIVIAL, []),
              f"elite_crossover ({HISTORY} trials)": (load_source("elite_crossover"), trials)}
+    w_trivial_us = 0.0
     print(f"{'hook':28} {'plain in-process':>17} {'restricted':>12} {'worker':>10} {'worker/restricted':>18}")
     for name, (source, history) in cases.items():
         plain = _in_process(source, restricted=False, trials=history)
@@ -139,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             session.close()
         print(f"{name:28} {p_us:>14.1f} us {r_us:>9.1f} us {w_us:>7.1f} us {w_us / r_us:>17.1f}x")
+        w_trivial_us = w_us if name == "trivial propose" else w_trivial_us
     start_s, layers = _startup_s(args.starts)
     print(f"worker start-up (spawn, warm-up, hardening, load): median {start_s * 1000:.0f} ms over {args.starts}")
+    fresh_ms, reuse_ms = _per_run_ms(args.runs)
+    print(f"per inner run, 2 mechanisms: clean worker (fork, harden, load) median {fresh_ms:.2f} ms; "
+          f"reuse of one worker (load only) median {reuse_ms:.2f} ms; ratio {fresh_ms / reuse_ms:.1f}x "
+          f"over {args.runs}; one trivial hook round trip {w_trivial_us:.0f} us")
     print(f"active layers: {', '.join(layers)}")
     return 0
 

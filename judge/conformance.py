@@ -292,10 +292,11 @@ class _Run:
 class _Checker:
     """Runs examples in two long-lived sessions (two worker processes), reloaded per run."""
 
-    def __init__(self, source: str, seed: int, limits: Limits) -> None:
+    def __init__(self, source: str, seed: int, limits: Limits, deadline: float) -> None:
         self.source = source
         self.seed = seed
         self.limits = limits
+        self.deadline = deadline  # overall, no longer than the per-run budget; no reload resets it
         self.sessions: dict[str, SandboxSession] = {}
         self.hooks: tuple[str, ...] = ()
         self.layers: tuple[str, ...] = ()
@@ -310,10 +311,15 @@ class _Checker:
     def session(self, name: str, example: Example) -> SandboxSession:
         """The session ``name``, loaded with a fresh copy of the mechanism for ``example``."""
         mechanisms = [(MECH_ID, self.source)]
+        if time.monotonic() >= self.deadline:
+            raise _Broken(Failure(Status.TIMEOUT, "the conformance check hit its overall deadline of "
+                                  f"{self.limits.run_timeout_s:.3g} s (the per-run budget)", "load", -1, None, name,
+                                  "timeout"))
         session = self.sessions.get(name)
         if session is None:
             started = time.perf_counter()
             session = SandboxSession(mechanisms, example.space, self.seed, example.budget, self.limits)
+            session.deadline = self.deadline
             self.sessions[name] = session
             loaded = session.start()
             if self.startup_s is None:
@@ -472,11 +478,13 @@ def check_conformance(source: str, *, max_examples: int = 12, seed: int = 0,
                                  (), 0, time.monotonic() - start, compiled.layer or "policy", (),
                                  {"compile_s": compile_s, "calls": 0.0})
     hooks = tuple(compiled.value["hooks"])
-    checker = _Checker(source, seed, limits or Limits())
+    limits = limits or Limits()
+    checker = _Checker(source, seed, limits, start + limits.run_timeout_s)
     try:
         n, found = _search(checker, max_examples)
         if found is not None:
-            example, failure = _shrink(*found, checker.check, time.monotonic() + SHRINK_BUDGET_S)
+            shrink_until = min(time.monotonic() + SHRINK_BUDGET_S, checker.deadline)
+            example, failure = _shrink(*found, checker.check, shrink_until)
     finally:
         checker.close()
     hooks = checker.hooks or hooks

@@ -11,7 +11,9 @@ into ``sandbox.session.SandboxSession``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
+import time
 from dataclasses import dataclass
 
 from bilevel.sandbox.outcome import Outcome, SandboxError, Status
@@ -73,13 +75,18 @@ def death_outcome(returncode: int | None, hook: str, elapsed: float) -> Outcome:
                    elapsed_s=elapsed, layer="host")
 
 
-
 class FaultPolicy:
-    """Bookkeeping of faults and budgets per mechanism; the session sets the three attributes below."""
+    """Bookkeeping of faults and budgets per mechanism; the session sets the three attributes below.
+
+    ``deadline`` (a ``time.monotonic()`` instant, or None) is an overall wall-clock deadline over
+    every call of the session, across reloads: a caller such as the conformance check sets it so
+    that no reload or restart can give a mechanism more time.
+    """
 
     limits: Limits
     _entries: dict[str, Entry]
     _order: list[str]
+    deadline: float | None = None
 
     @property
     def active(self) -> list[str]:
@@ -93,16 +100,23 @@ class FaultPolicy:
             entry = self._entries[mid]
             if not entry.enabled:
                 continue
-            if entry.spent_s >= self.limits.run_timeout_s:
-                out = Outcome(Status.TIMEOUT, layer="timeout",
-                              message=f"run budget of {self.limits.run_timeout_s:.3g} s exhausted")
+            if entry.spent_s >= self.limits.run_timeout_s or self._deadline_left() <= 0:
+                what = (f"run budget of {self.limits.run_timeout_s:.3g} s" if self._deadline_left() > 0
+                        else "overall deadline")
+                out = Outcome(Status.TIMEOUT, layer="timeout", message=f"{what} exhausted")
                 results[mid] = out
                 self._disable(mid, out)
             else:
                 keep.append(mid)
         return keep
 
+    def _deadline_left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
     def _call_limit(self, mech_id: str, charge: bool) -> tuple[float, str]:
+        overall = self._deadline_left()
+        if overall < self.limits.call_timeout_s and overall < self.limits.run_timeout_s - self._entries[mech_id].spent_s:
+            return max(overall, 0.0), "overall deadline"
         if not charge:
             return self.limits.call_timeout_s, "call timeout"
         left = self.limits.run_timeout_s - self._entries[mech_id].spent_s

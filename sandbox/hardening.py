@@ -215,19 +215,19 @@ SECCOMP_DENIED: tuple[str, ...] = (
 )
 
 
-def try_seccomp(sc: Any) -> bool:
-    """A seccomp filter (``sc`` is pyseccomp or None): no sockets, exec, fork, kill or writable opens.
+def build_seccomp(sc: Any) -> Any:
+    """The seccomp filter, built but not loaded (``sc`` is pyseccomp or None; None if it cannot be built).
 
-    A name this architecture lacks (``open`` and ``creat`` on aarch64) is skipped; the filter is
-    active only if it loads.
+    The fork server builds it once; each worker only loads it (:func:`try_seccomp`). A name this
+    architecture lacks (``open`` and ``creat`` on aarch64) is skipped.
     """
     if sc is None:
-        return False
+        return None
     try:
         deny = sc.ERRNO(errno.EPERM)
         flt = sc.SyscallFilter(defaction=sc.ALLOW)
     except Exception:  # noqa: BLE001
-        return False
+        return None
 
     def rule(action: int, name: str, *args: Any) -> None:
         with contextlib.suppress(Exception):  # not a system call on this architecture
@@ -241,6 +241,18 @@ def try_seccomp(sc: Any) -> bool:
     for flag in (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC):
         rule(deny, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
         rule(deny, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
+    return flt
+
+
+def try_seccomp(sc: Any) -> bool:
+    """Load the seccomp filter: no sockets, exec, fork, kill, pidfds, SysV IPC or writable opens.
+
+    ``sc`` is a filter from :func:`build_seccomp`, the pyseccomp module (the filter is built now)
+    or None. The layer is active only if the filter loads.
+    """
+    flt = build_seccomp(sc) if sc is not None and hasattr(sc, "SyscallFilter") else sc
+    if flt is None:
+        return False
     try:
         flt.load()
     except Exception:  # noqa: BLE001

@@ -41,6 +41,7 @@ from typing import Any
 from bilevel.sandbox.channel import make_signer
 from bilevel.sandbox.hardening import (  # noqa: F401 - re-exported: the layer tests patch them here
     OS_LAYERS,
+    build_seccomp,
     die_with_parent,
     harden,
     import_seccomp,
@@ -157,7 +158,7 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     gc.disable()
-    ForkServer(socket.socket(fileno=ctl_in), seccomp).serve()
+    ForkServer(socket.socket(fileno=ctl_in), build_seccomp(seccomp)).serve()
     os._exit(0)
 
 

@@ -239,3 +239,22 @@ def test_generated_spaces_cover_every_kind() -> None:
 
     collect()
     assert kinds >= {"float", "float-log", "int", "int-log", "categorical", "simplex"}
+
+
+SLOW = '''
+def propose(ctx, state):
+    n = 0
+    for i in range(150000):
+        n += i
+    return None
+'''
+
+
+def test_the_check_has_an_overall_deadline_no_reload_resets() -> None:
+    """Each call stays under its own timeout, but the examples together outlast the per-run budget:
+    the check fails with TIMEOUT at that budget instead of granting every example a fresh one (issue 11)."""
+    limits = Limits(call_timeout_s=5.0, run_timeout_s=1.5)
+    report = check_conformance(SLOW, max_examples=200, limits=limits)
+    assert not report.ok and report.status == Status.TIMEOUT.value, report
+    assert "overall deadline" in report.message or "run budget" in report.message, report.message
+    assert report.elapsed_s < limits.run_timeout_s + limits.call_timeout_s + 10.0, report.elapsed_s
