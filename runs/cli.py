@@ -83,9 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     add_store_argument(show)
 
-    export = sub.add_parser("export", help="write results.tsv of a run")
+    export = sub.add_parser("export", help="write results.tsv of a run (and only what else is asked for)")
     export.add_argument("run_id")
-    export.add_argument("--out", type=Path, default=Path("results.tsv"))
+    export.add_argument("--out", type=Path,
+                        help="results.tsv, one row per judged candidate (the default when nothing else is asked)")
+    export.add_argument("--trials", type=Path, metavar="FILE.csv",
+                        help="every recorded trial as CSV: stack, panel, instance, group, seed, index, each "
+                             "parameter (simplex weights as name.domain), score, kept, source, changed_by")
     export.add_argument("--recipe", type=Path, help="also write the run's recipe (`bilevel import` reads it)")
     export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
     export.add_argument("--optunahub", type=Path, metavar="DIR",
@@ -243,8 +247,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = open_existing(args.store)
     store.run(args.run_id)
-    args.out.write_text(results_tsv(store, args.run_id), encoding="utf-8")
-    print(f"wrote {args.out}")
+    asked = (args.recipe, args.sampler, args.optunahub, args.trials)
+    out = args.out if args.out is not None or any(a is not None for a in asked) else Path("results.tsv")
+    if out is not None:
+        out.write_text(results_tsv(store, args.run_id), encoding="utf-8")
+        print(f"wrote {out}")
+    if args.trials is not None:
+        from bilevel.runs.found import write_trials_csv
+
+        n = write_trials_csv(store, args.run_id, args.trials)
+        print(f"wrote {args.trials} ({n} trials: the inner runs whose traces the run keeps, the search panel's)")
     from bilevel.runs.exports import export_extras  # recipe and sampler exports (issue 5)
 
     for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack, args.optunahub):

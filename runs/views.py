@@ -8,34 +8,87 @@ from typing import Any
 
 from bilevel.runs.store import Store
 
-TSV_COLUMNS = ("id", "parent", "generation", "operation", "author", "score", "ci_low", "ci_high", "verdict",
-               "stage", "reason")
+TSV_COLUMNS = ("id", "parent", "generation", "operation", "author", "mechanisms", "verdict", "stage",
+               "val_improvement", "val_ci_low", "val_ci_high", "val_ci_unit", "val_pairs",
+               "test_improvement", "test_ci_low", "test_ci_high", "test_ci_unit", "test_pairs", "reason")
+NUMBER_COLUMNS = {"val_improvement", "val_ci_low", "val_ci_high", "test_improvement", "test_ci_low", "test_ci_high"}
 
 
 def _num(x: Any) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
 
 
-def candidate_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """One row per judged candidate: what it was, what the judge said, with the numbers."""
+def candidate_rows(store: Store, run_id: str, with_test: bool = False) -> list[dict[str, Any]]:
+    """One row per judged candidate: what it was, what the judge said, with the numbers.
+
+    ``val_*`` are the verdict's (improvement = incumbent - candidate on the stage it reached); ``test_*`` the
+    candidate against the baseline on the sealed test panel, where the store already holds both on every
+    test pair (the final stack always; others once ``compare`` or ``report`` computed them), else empty."""
     verdicts = {(v["generation"], v["index"]): v for v in store.verdicts(run_id)}
+    tests = test_figures(store, run_id) if with_test else {}
     rows = []
     for c in store.candidates(run_id):
         v = verdicts.get((c["generation"], c["index"]))
+        t = tests.get(c["stack_key"], {})
+        mechs = "+".join(m["name"] for m in c.get("stack", {}).get("mechanisms", [])) or "(none)"
         rows.append({"id": c["stack_key"], "parent": c["parent"], "generation": c["generation"],
-                     "operation": c["operation"], "author": c["author"],
-                     "score": v["mean_improvement"] if v else None,
-                     "ci_low": v["ci_low"] if v else None, "ci_high": v["ci_high"] if v else None,
+                     "operation": c["operation"], "author": c["author"], "mechanisms": mechs,
                      "verdict": ("kept" if v["keep"] else "rejected") if v else "pending",
-                     "stage": v["stage"] if v else "", "reason": v["reason"] if v else "not judged yet"})
+                     "stage": v["stage"] if v else "",
+                     "val_improvement": v["mean_improvement"] if v else None,
+                     "val_ci_low": v["ci_low"] if v else None, "val_ci_high": v["ci_high"] if v else None,
+                     "val_ci_unit": v.get("ci_unit", "pair") if v else "", "val_pairs": v["n_pairs"] if v else "",
+                     "test_improvement": t.get("mean"), "test_ci_low": t.get("low"), "test_ci_high": t.get("high"),
+                     "test_ci_unit": t.get("unit", ""), "test_pairs": t.get("pairs", ""),
+                     "reason": v["reason"] if v else "not judged yet"})
     return rows
+
+
+def test_figures(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
+    """Stack key -> improvement over the baseline on the test panel with its cluster interval, for every stack
+    whose inner runs on every test pair are in the store (nothing is computed here)."""
+    from bilevel.judge.stats import hierarchical_bootstrap_ci
+
+    row = store.run(run_id)
+    test = [(str(e["instance"]), int(e["seed"]), str(e.get("group", ""))) for e in row.manifest["panels"]["test"]]
+    if not test:
+        return {}
+    primary: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+    wanted = {(i, s) for i, s, _ in test}
+    for ev in store.evaluations(run_id):
+        if (ev["instance"], int(ev["seed"])) in wanted:
+            primary[ev["stack_key"]][(ev["instance"], int(ev["seed"]))] = float(ev["result"]["primary"])
+    baseline = _baseline_key(store, run_id)
+    base = primary.get(baseline, {})
+    if len(base) < len(test):
+        return {}
+    judge = row.spec.get("judge", {})
+    out: dict[str, dict[str, Any]] = {}
+    for key, scores in primary.items():
+        if len(scores) < len(test):
+            continue
+        diffs = [base[(i, s)] - scores[(i, s)] for i, s, _ in test]
+        ci = hierarchical_bootstrap_ci(diffs, [g for _, _, g in test], [i for i, _, _ in test],
+                                       float(judge.get("confidence", 0.95)), int(judge.get("n_boot", 2000)), seed=0)
+        out[key] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "unit": ci.unit, "pairs": len(diffs)}
+    return out
+
+
+def _baseline_key(store: Store, run_id: str) -> str:
+    cands = store.candidates(run_id)
+    roots = [c["parent"] for c in cands if c["generation"] == 0]
+    if roots:
+        return str(roots[0])
+    from bilevel.runs.history import load_history
+
+    return load_history(store, run_id).baseline.key
 
 
 def results_tsv(store: Store, run_id: str) -> str:
     """``results.tsv``: a header and one tab-separated row per evaluated candidate."""
     lines = ["\t".join(TSV_COLUMNS)]
-    for r in candidate_rows(store, run_id):
-        cells = [_num(r[k]) if k in ("score", "ci_low", "ci_high") else str(r[k]) for k in TSV_COLUMNS]
+    for r in candidate_rows(store, run_id, with_test=True):
+        cells = [_num(r[k]) if k in NUMBER_COLUMNS else str(r[k]) for k in TSV_COLUMNS]
         lines.append("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells))
     return "\n".join(lines) + "\n"
 

@@ -48,4 +48,5 @@ MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.replay",
     "bilevel.runs.commands.judge",
     "bilevel.runs.commands.calibrate",
+    "bilevel.runs.commands.best",
 )

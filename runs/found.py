@@ -1,0 +1,113 @@
+"""What the inner loop found: the best config per instance (``bilevel best``) and every trial as CSV
+(``bilevel export RUN --trials FILE.csv``). Read-only views of the run store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bilevel.judge.stack import Stack
+from bilevel.runs.store import Store
+
+
+def panel_of(manifest: dict[str, Any]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(instance, seed) -> (panel name, group), from the run's manifest."""
+    out: dict[tuple[str, int], tuple[str, str]] = {}
+    for name, entries in (manifest.get("panels") or {}).items():
+        for e in entries:
+            out[(str(e["instance"]), int(e["seed"]))] = (name, str(e.get("group", "")))
+    return out
+
+
+def best_rows(store: Store, run_id: str, stack: Stack) -> list[dict[str, Any]]:
+    """Per instance (in panel order), the inner run of ``stack`` with the best (lowest) judge score and its
+    best trial's config; only inner runs the run evaluated (search, validation, test panels)."""
+    panels = panel_of(store.run(run_id).manifest)
+    best: dict[str, dict[str, Any]] = {}
+    for ev in store.evaluations(run_id):
+        if ev["stack_key"] != stack.key:
+            continue
+        r = ev["result"]
+        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("other", r.get("group", "")))
+        row = {"instance": ev["instance"], "group": group, "panel": panel, "seed": int(ev["seed"]),
+               "score": float(r["primary"]), "config": r.get("best_config"),
+               "failed_trials": int(r.get("failed_trials", 0)), "trials": int(r.get("n_trials", 0))}
+        old = best.get(ev["instance"])
+        if old is None or (row["score"], row["seed"]) < (old["score"], old["seed"]):
+            best[ev["instance"]] = row
+    order = {key[0]: i for i, key in enumerate(panels)}
+    return sorted(best.values(), key=lambda r: (order.get(r["instance"], len(order)), r["instance"]))
+
+
+def best_lines(store: Store, run_id: str, stacks: list[tuple[str, Stack]], score_text: str) -> list[str]:
+    """The text of ``bilevel best``: one block per stack, one line per instance."""
+    lines = [f"run: {run_id}", f"score: {score_text}"]
+    for label, stack in stacks:
+        lines.append("")
+        lines.append(f"{label}: {stack.describe()} [{stack.key[:8]}]")
+        rows = best_rows(store, run_id, stack)
+        if not rows:
+            lines.append("  (no inner run of this stack is recorded)")
+        lines.append("  " + "\t".join(("panel", "instance", "group", "seed", "score", "config")))
+        for r in rows:
+            config = ("(not recorded: the run predates best configs in the store)" if r["config"] is None
+                      else json.dumps(r["config"], sort_keys=True))
+            lines.append("  " + "\t".join((r["panel"], r["instance"], r["group"], str(r["seed"]),
+                                           f"{r['score']:.6g}", config)))
+    return lines
+
+
+def _changed_by(trial: dict[str, Any]) -> str:
+    names = sorted({h["mechanism"] for h in trial.get("hooks", []) if h.get("changed")})
+    return "+".join(names)
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as columns; a simplex (dict of weights) as ``name.domain`` columns."""
+    out: dict[str, Any] = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            for part, weight in value.items():
+                out[f"{name}.{part}"] = weight
+        else:
+            out[name] = value
+    return out
+
+
+BASE_COLUMNS = ("stack", "stack_mechanisms", "panel", "instance", "group", "seed", "index")
+TAIL_COLUMNS = ("score", "kept", "source", "changed_by", "error")
+
+
+def write_trials_csv(store: Store, run_id: str, path: Path) -> int:
+    """Every recorded trial of the run as one CSV row; returns the number of rows.
+
+    Trials are recorded for the inner runs whose traces the run keeps (the search panel: every stack the
+    outer loop analysed); validation and test inner runs keep only their scores and best configs."""
+    panels = panel_of(store.run(run_id).manifest)
+    names = {m["id"]: m["name"] for m in store.mechanisms(run_id)}
+    rows: list[dict[str, Any]] = []
+    params: list[str] = []
+    for ev in store.evaluations(run_id):
+        trace = ev["result"].get("trace")
+        if not trace:
+            continue
+        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("other", ev["result"].get("group", "")))
+        mechs = "+".join(names.get(m, m) for m in trace.get("mechanisms", []))
+        for t in trace["trials"]:
+            flat = _flat(t.get("config") or {})
+            params += [p for p in flat if p not in params]
+            score = t.get("score")
+            rows.append({"stack": ev["stack_key"], "stack_mechanisms": mechs or "(none)", "panel": panel,
+                         "instance": ev["instance"], "group": group, "seed": ev["seed"], "index": t["index"],
+                         **flat, "score": "" if score is None or not math.isfinite(score) else repr(float(score)),
+                         "kept": int(bool(t.get("kept"))), "source": t.get("source", ""),
+                         "changed_by": "+".join(names.get(m, m) for m in _changed_by(t).split("+") if m),
+                         "error": t.get("error", "")})
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*BASE_COLUMNS, *params, *TAIL_COLUMNS], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
