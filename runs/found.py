@@ -16,22 +16,23 @@ from bilevel.runs.store import Store
 def panel_of(manifest: dict[str, Any]) -> dict[tuple[str, int], tuple[str, str]]:
     """(instance, seed) -> (panel name, group), from the run's manifest."""
     out: dict[tuple[str, int], tuple[str, str]] = {}
-    for name, entries in (manifest.get("panels") or {}).items():
-        for e in entries:
+    panels = manifest.get("panels") or {}
+    for name in ("search", "validation", "test"):
+        for e in panels.get(name, []):
             out[(str(e["instance"]), int(e["seed"]))] = (name, str(e.get("group", "")))
     return out
 
 
 def best_rows(store: Store, run_id: str, stack: Stack) -> list[dict[str, Any]]:
     """Per instance (in panel order), the inner run of ``stack`` with the best (lowest) judge score and its
-    best trial's config; only inner runs the run evaluated (search, validation, test panels)."""
+    best trial's config; only inner runs the run evaluated (search, validation, confirmation, test panels)."""
     panels = panel_of(store.run(run_id).manifest)
     best: dict[str, dict[str, Any]] = {}
     for ev in store.evaluations(run_id):
         if ev["stack_key"] != stack.key:
             continue
         r = ev["result"]
-        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("other", r.get("group", "")))
+        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("confirmation", r.get("group", "")))
         row = {"instance": ev["instance"], "group": group, "panel": panel, "seed": int(ev["seed"]),
                "score": float(r["primary"]), "config": r.get("best_config"),
                "failed_trials": int(r.get("failed_trials", 0)), "trials": int(r.get("n_trials", 0))}
@@ -94,7 +95,7 @@ def write_trials_csv(store: Store, run_id: str, path: Path) -> int:
         trace = ev["result"].get("trace")
         if not trace:
             continue
-        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("other", ev["result"].get("group", "")))
+        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("confirmation", ev["result"].get("group", "")))
         mechs = "+".join(names.get(m, m) for m in trace.get("mechanisms", []))
         for t in trace["trials"]:
             flat = _flat(t.get("config") or {})
