@@ -18,7 +18,8 @@ Kinds (``bilevel run --executor``):
   profiling, breakpoints).
 - ``process`` (default): a pool of ``workers`` spawned processes; each keeps
   its sandbox workers between tasks (``inner.loop.DEFAULT_POOL``). One worker
-  runs in the driver's process (no spawn cost). A pool process that dies
+  runs in the driver's process (no spawn cost). Pool processes die with the
+  driver, however it dies (parent-death signal, ``sandbox.lifetime``). A pool process that dies
   mid-task breaks the pool; the pool is rebuilt and the tasks that were
   running are queued again. Which of them killed it is unknown, so they are
   re-run one at a time first: a task that kills its worker while running
@@ -44,6 +45,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bilevel.outer.errors import OuterError
+from bilevel.sandbox.lifetime import pool_initializer
 
 DEFAULT_MAX_RETRIES = 2
 
@@ -184,7 +186,8 @@ class ProcessExecutor(Executor):
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=pool_initializer, initargs=(os.getpid(),))
         return self._pool
 
     def _drop_pool(self) -> None:

@@ -18,20 +18,19 @@ import ctypes
 import errno
 import os
 import resource
-import signal
 import sys
 from collections.abc import Callable, Collection, Iterator
 from types import CodeType
 from typing import Any, NoReturn
 
 from bilevel.sandbox import policy
+from bilevel.sandbox.lifetime import die_with_parent
 
 NOBODY = 65534
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWIPC = 0x08000000
 CLONE_THREAD = 0x00010000
-PR_SET_PDEATHSIG = 1
 
 # Audit events refused even outside mechanism code, once armed.
 DENIED_EVENTS = frozenset({
@@ -145,23 +144,6 @@ def try_ipcns() -> bool:
         return bool(libc.unshare(CLONE_NEWIPC) == 0)
     except Exception:  # noqa: BLE001
         return False
-
-
-def die_with_parent(parent: int | None = None) -> bool:
-    """Ask the kernel to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``).
-
-    Called at start-up and again after a uid change (which clears the setting). When the parent
-    (``parent``, default the current one) is already gone, exit now: nothing must outlive its host.
-    """
-    expected = os.getppid() if parent is None else parent
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    except Exception:  # noqa: BLE001
-        ok = False
-    if os.getppid() != expected:
-        os._exit(1)
-    return ok
 
 
 def drop_privileges() -> bool:

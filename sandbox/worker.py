@@ -42,13 +42,13 @@ from bilevel.sandbox.channel import make_signer
 from bilevel.sandbox.hardening import (  # noqa: F401 - re-exported: the layer tests patch them here
     OS_LAYERS,
     build_seccomp,
-    die_with_parent,
     harden,
     import_seccomp,
     take_protocol_fds,
     try_netns,
 )
 from bilevel.sandbox.hooks import Worker
+from bilevel.sandbox.lifetime import die_with_parent
 from bilevel.sandbox.outcome import Outcome
 from bilevel.sandbox.results import cache_own_sources, fault_outcome, to_plain
 

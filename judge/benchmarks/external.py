@@ -56,6 +56,7 @@ from bilevel.inner.space import (
 from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
 from bilevel.judge.benchmarks.common import check_choice, check_float, check_strings, curve
 from bilevel.judge.errors import BenchmarkError
+from bilevel.sandbox.lifetime import preexec_die_with_parent
 
 EMPTY_SCORE = 1e9
 STDERR_TAIL = 600
@@ -101,7 +102,8 @@ def run_trial(argv: list[str] | str, payload: dict[str, Any], timeout_s: float, 
         env = {**os.environ, **(extra_env or {}), "BILEVEL_INPUT": str(inp), "BILEVEL_RESULT": str(out)}
         try:
             proc = subprocess.run(argv, shell=isinstance(argv, str), cwd=workdir or tmp, env=env,
-                                  capture_output=True, text=True, timeout=timeout_s, check=False)
+                                  capture_output=True, text=True, timeout=timeout_s, check=False,
+                                  preexec_fn=preexec_die_with_parent())  # dies with us (issue 11)
         except subprocess.TimeoutExpired as exc:
             raise ObjectiveError(f"the benchmark command timed out after {timeout_s:g} s (raise timeout_s, "
                                  f"or make the trial cheaper): {_shown(argv)}") from exc

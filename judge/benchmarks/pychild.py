@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bilevel.inner.objective import ObjectiveError
+from bilevel.sandbox.lifetime import preexec_die_with_parent
 
 RUNNER = Path(__file__).with_name("pyrunner.py")
 STDERR_TAIL = 600
@@ -46,7 +47,8 @@ class PythonChild:
         cwd = self.workdir or (self.tmp.name if self.tmp else None)
         paths = [*self.paths, *([self.workdir] if self.workdir else [])]
         self.proc = subprocess.Popen([sys.executable, str(RUNNER), "--serve", self.target, *paths],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, cwd=cwd)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, cwd=cwd,
+                                     preexec_fn=preexec_die_with_parent())  # dies with us (issue 11)
         self.buffer = b""
         hello = self._read(timeout_s, "loading the callable")
         if "error" in hello:
