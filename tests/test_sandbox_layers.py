@@ -7,7 +7,12 @@ already holds ``os``, ``socket``, ``subprocess`` and ``ctypes`` (imported
 before hardening). Then the worker hardens itself with one OS layer, or all of
 them, and each attack (write a file, connect to a socket the host listens on,
 start a process, fork, call libc through ctypes, delete a file of the host's)
-runs as a hook.
+runs as a hook. Issue 11 adds attacks on the layers below the policy: rebind
+the audit hook's refusal, forge a line on the protocol channel, kill another
+process of the sandbox's uid through a pidfd, and leave a SysV shared-memory
+segment behind for a later worker. The host's authentication of the channel
+(``channel``) counts as a layer of its own here: switched off, the host takes
+any line.
 
 A control run with no OS layer shows that every attack really works; each
 layer then stops the attacks it claims to stop (``SECURITY.md`` has the
@@ -18,7 +23,11 @@ skipped with the reason.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import random
 import socket
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +36,10 @@ from typing import Any
 
 import pytest
 
+import bilevel.sandbox.process as process_module
 import bilevel.sandbox.session as session_module
 from bilevel.sandbox import Limits, Outcome, SandboxSession, Status
+from bilevel.sandbox.channel import TAG_HEX
 from bilevel.sandbox.session import ROOT
 from bilevel.sandbox.worker import OS_LAYERS, import_seccomp
 
@@ -95,15 +106,55 @@ ATTACKS: dict[str, str] = {
         os.unlink(VICTIM)
         return True
     ''',
+    # Rebind the refusal the audit hook calls, then do what it refuses.
+    "refuse_rebind": '''
+        import sys
+        sys.modules["bilevel.sandbox.policy"].refuse = lambda *args, **kwargs: None
+        sys.modules["bilevel.sandbox.guards"].refuse = lambda *args, **kwargs: None
+        fd = os.open(TARGET, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        return True
+    ''',
+    # Write an OK outcome of our choosing (and the end of the request) straight onto the protocol pipe.
+    "forge_channel": '''
+        import stat
+        lines = b'{"exit":"forge_channel","outcome":{"status":"ok","value":true}}\\n{"done":true,"cpu_s":0}\\n'
+        for fd in range(3, 64):
+            try:
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    continue
+                os.write(fd, lines)
+            except OSError:
+                continue
+            os._exit(0)
+        return None
+    ''',
+    # Kill another process of the sandbox's uid (a sleeper standing in for another worker) through a pidfd.
+    "pidfd_kill": '''
+        fd = os.pidfd_open(PEER_PID)
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return None
+    ''',
+    # Leave a SysV shared-memory segment behind, where the host (or a later worker) can find it.
+    "sysv_shm": '''
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmget(SHM_KEY, 4096, 0o1000 | 0o666)
+        return None
+    ''',
 }
 
-# What each OS layer alone must stop (with layer 1 bypassed). The audit hook stops everything.
+# Attacks that raise no audit event (a pidfd, a write to an open fd): the audit hook cannot see them.
+UNAUDITED = {"forge_channel", "pidfd_kill"}
+# What each layer alone must stop (with layer 1 bypassed). The audit hook stops everything it can see.
 STOPS: dict[str, set[str]] = {
-    "audit": set(ATTACKS),
-    "seccomp": {"file_write", "socket_connect", "subprocess", "fork", "ctypes_open", "ctypes_socket", "unlink"},
+    "audit": set(ATTACKS) - UNAUDITED,
+    "seccomp": {"file_write", "socket_connect", "subprocess", "fork", "ctypes_open", "ctypes_socket", "unlink",
+                "refuse_rebind", "pidfd_kill", "sysv_shm"},
     "netns": {"socket_connect"},
+    "ipcns": {"sysv_shm"},
     # As nobody, with RLIMIT_NPROC 0: no write in a directory only root may write to, no new process.
-    "uid": {"file_write", "ctypes_open", "subprocess", "fork", "unlink"},
+    "uid": {"file_write", "ctypes_open", "subprocess", "fork", "unlink", "refuse_rebind"},
+    "channel": {"forge_channel"},
 }
 
 
@@ -122,6 +173,9 @@ class Host:
     def __init__(self, directory: Path) -> None:
         directory.chmod(0o700)  # nobody (the uid layer) cannot write here
         self.dir = directory
+        self.shm_key = random.randrange(1 << 20, 1 << 30)
+        # another process of the sandbox's uid (nobody when the host is root): the pidfd attack's victim
+        self.peer = subprocess.Popen(["sleep", "300"], user=65534 if os.getuid() == 0 else None)
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(8)
@@ -130,6 +184,22 @@ class Host:
 
     def close(self) -> None:
         self.listener.close()
+        self.peer.kill()
+        self.peer.wait()
+        self.remove_shm()
+
+    def shm_ids(self) -> list[int]:
+        """The ids of SysV segments with the attack's key in the host's IPC namespace."""
+        try:
+            rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        except OSError:
+            return []
+        return [int(r.split()[1]) for r in rows if int(r.split()[0]) == self.shm_key]
+
+    def remove_shm(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for shmid in self.shm_ids():
+            libc.shmctl(shmid, 0, None)  # IPC_RMID
 
     def paths(self, attack: str) -> dict[str, Path]:
         return {"TARGET": self.dir / f"{attack}-file", "MARKER": self.dir / f"{attack}-marker",
@@ -141,9 +211,10 @@ class Host:
 
     def source(self, attack: str) -> str:
         consts = "".join(f"{k} = {str(v)!r}\n" for k, v in self.paths(attack).items())
-        consts += f"VICTIM = {str(self.victim(attack))!r}\n"
+        consts += f"VICTIM = {str(self.victim(attack))!r}\nPEER_PID = {self.peer.pid}\nSHM_KEY = {self.shm_key}\n"
         body = textwrap.indent(textwrap.dedent(ATTACKS[attack]), "    ")
-        return f"import ctypes, os, socket, subprocess\n{consts}PORT = {self.port}\n\ndef propose(ctx, state):\n{body}"
+        return (f"import ctypes, os, signal, socket, subprocess\n{consts}PORT = {self.port}\n\n"
+                f"def propose(ctx, state):\n{body}")
 
     def connections(self) -> int:
         n = 0
@@ -162,6 +233,8 @@ class Host:
                                                                                  "-s", "-P", "-c", script])
         monkeypatch.setattr(session_module, "compile_mechanism",
                             lambda source, filename="": Outcome(Status.OK, value={"hooks": ["propose"]}))
+        if "channel" not in only:
+            monkeypatch.setattr(process_module, "Verifier", TrustingVerifier)
         outcomes: dict[str, Outcome] = {}
         happened: dict[str, bool] = {}
         mechanisms = [(attack, self.source(attack)) for attack in ATTACKS]
@@ -175,9 +248,22 @@ class Host:
                 out = session.call(attack, "propose", 0, {})
                 outcomes[attack] = out
                 side_effect = (any(p.exists() for p in self.paths(attack).values())
-                               or self.connections() > before or not self.victim(attack).exists())
+                               or self.connections() > before or not self.victim(attack).exists()
+                               or (attack == "pidfd_kill" and self.peer.poll() is not None)
+                               or (attack == "sysv_shm" and bool(self.shm_ids())))
                 happened[attack] = side_effect or (out.ok and out.value is True)
         return Probe(layers, outcomes, happened)
+
+
+class TrustingVerifier:
+    """The host without the channel layer: it takes any line, tagged or not."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def open(self, line: bytes) -> bytes:
+        tagged = len(line) > TAG_HEX and line[TAG_HEX:TAG_HEX + 1] == b" " and not line.startswith(b"{")
+        return line[TAG_HEX + 1:] if tagged else line
 
 
 @pytest.fixture
@@ -195,15 +281,20 @@ def test_without_os_layers_every_attack_works(host: Host, monkeypatch: pytest.Mo
 
 
 def test_every_layer_together_refuses_every_attack(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
-    probe = host.probe(monkeypatch, only=OS_LAYERS)
+    probe = host.probe(monkeypatch, only=(*OS_LAYERS, "channel"))
     assert {"rlimit", "audit"} <= set(probe.layers)
     assert probe.happened == {attack: False for attack in ATTACKS}, probe.outcomes
     events = {"file_write": "'open'", "socket_connect": "'socket.", "subprocess": "'subprocess.Popen'",
               "fork": "'os.fork'", "ctypes_open": "'ctypes.dlopen'", "ctypes_socket": "'ctypes.dlopen'",
-              "unlink": "'os.remove'"}
+              "unlink": "'os.remove'", "refuse_rebind": "'open'", "sysv_shm": "'ctypes.dlopen'"}
     for attack, out in probe.outcomes.items():
+        if attack in UNAUDITED:
+            assert not out.ok, (attack, out)
+            continue
         assert out.status is Status.POLICY_VIOLATION and out.layer == "audit", (attack, out)
         assert "refused" in out.message and events[attack] in out.message, (attack, out)
+    forged = probe.outcomes["forge_channel"]
+    assert forged.status is Status.CRASH and "unauthenticated line" in forged.message, forged
 
 
 @pytest.mark.parametrize("layer", sorted(STOPS))
@@ -211,11 +302,11 @@ def test_one_layer_alone_stops_its_attacks(layer: str, host: Host, monkeypatch: 
     if layer == "seccomp" and import_seccomp() is None:
         pytest.skip("pyseccomp or libseccomp.so.2 is missing: the worker records seccomp as inactive")
     probe = host.probe(monkeypatch, only=(layer,))
-    if layer not in probe.layers:
+    if layer != "channel" and layer not in probe.layers:
         pytest.skip(f"the {layer} layer is not available on this machine (active: {probe.layers})")
     for attack in STOPS[layer]:
         assert not probe.happened[attack], (layer, attack, probe.outcomes[attack])
-        if attack != "ctypes_open" and attack != "ctypes_socket":
+        if attack not in ("ctypes_open", "ctypes_socket", "sysv_shm"):  # a libc call says no by its return value
             assert not probe.outcomes[attack].ok, (layer, attack, probe.outcomes[attack])
 
 
