@@ -37,6 +37,9 @@ class Subject:
     curve: tuple[tuple[int, Comparison], ...]  # (generation, incumbent vs baseline) on the test panel
     ledger: Ledger
     rsi: RsiMetrics
+    scores: tuple[tuple[str, str, int, float], ...] = ()  # (group, instance, seed, score) per test pair
+    confidence: float = 0.95
+    n_boot: int = 2000
 
     def per_ktoken(self) -> float:
         return 1000.0 * self.final.mean / self.ledger.tokens if self.ledger.tokens else math.nan
@@ -75,8 +78,46 @@ def subject(store: Store, run_id: str, lineage: str | None = None,
         progress(f"{label}: test panel ({len(bench.panel)} pairs)")
         final = bench.compare(stack, history.baseline)
         curve = tuple((gen, bench.compare(s, history.baseline)) for gen, s in points)
+        scores = tuple((r.group, r.instance, r.seed, r.primary) for r in bench.results(stack))
+    judge = history.spec["judge"]
     return Subject(label, run_id, history.benchmark, history.manifest_hash, stack, final, curve,
-                   ledger(store, run_id), rsi_metrics(store, run_id, history))
+                   ledger(store, run_id), rsi_metrics(store, run_id, history), scores,
+                   float(judge["confidence"]), int(judge["n_boot"]))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``first`` minus ``second`` per test pair (positive: ``second`` scores lower, i.e. better)."""
+
+    first: str
+    second: str
+    mean: float
+    low: float
+    high: float
+    unit: str
+    pairs: int
+
+
+def paired_differences(subjects: list[Subject]) -> list[PairedDifference]:
+    """For every two subjects judged by the same judge (same manifest: same test panel and scoring), the
+    paired difference of their scores per test pair with a cluster bootstrap interval (groups, then
+    instances, then seeds: ``judge.stats.hierarchical_bootstrap_ci``). Others are left out."""
+    from bilevel.judge.stats import hierarchical_bootstrap_ci
+
+    out = []
+    for i, a in enumerate(subjects):
+        for b in subjects[i + 1:]:
+            if a.manifest_hash != b.manifest_hash or not a.scores:
+                continue
+            theirs = {(g, inst, seed): v for g, inst, seed, v in b.scores}
+            keys = [(g, inst, seed) for g, inst, seed, _ in a.scores]
+            if set(keys) != set(theirs):
+                continue
+            diffs = [v - theirs[(g, inst, seed)] for g, inst, seed, v in a.scores]
+            ci = hierarchical_bootstrap_ci(diffs, [k[0] for k in keys], [k[1] for k in keys],
+                                           a.confidence, a.n_boot, seed=0)
+            out.append(PairedDifference(a.label, b.label, ci.mean, ci.low, ci.high, ci.unit, len(diffs)))
+    return out
 
 
 def find_lineage_run(store: Store, run_ids: list[str], key_prefix: str) -> str:
@@ -109,8 +150,9 @@ def _n(x: float, fmt: str = "+.4f") -> str:
 
 
 def table_lines(subjects: list[Subject]) -> list[str]:
-    """The comparison as text: a summary table, per-generation curves and the RSI metrics."""
-    lines = [*warnings(subjects)]
+    """The comparison as text: a summary table, the paired differences between subjects that share a
+    judge, per-generation curves and the RSI metrics (the warnings are separate: ``warnings``)."""
+    lines = []
     lines.append("subject\tbenchmark\tauthor_stack\ttest_improvement\tci_low\tci_high\tpairs\t"
                  "gain_per_ktoken\tgain_per_dollar\tgain_per_ktrial\ttokens\tdollars\ttrials")
     for s in subjects:
@@ -118,6 +160,17 @@ def table_lines(subjects: list[Subject]) -> list[str]:
                                 _n(s.final.ci_high), str(s.final.n_pairs), _n(s.per_ktoken(), "+.6f"),
                                 _n(s.per_dollar(), "+.4f"), _n(s.per_ktrial(), "+.6f"), str(s.ledger.tokens),
                                 f"{s.ledger.dollars:.4f}", str(s.ledger.trials)]))
+    paired = paired_differences(subjects)
+    if paired:
+        lines.append("")
+        lines.append("paired differences between subjects on the same test pairs (first - second score; "
+                     "positive: the second is better), cluster bootstrap interval:")
+        lines.append("first\tsecond\tdifference\tci_low\tci_high\tci_unit\tpairs")
+        lines.extend("\t".join([p.first, p.second, _n(p.mean), _n(p.low), _n(p.high), p.unit, str(p.pairs)])
+                     for p in paired)
+    elif len(subjects) > 1:
+        lines.append("")
+        lines.append("paired differences: none (no two subjects share a judge and test panel)")
     lines.append("")
     lines.append("per-generation test improvement over the baseline (incumbent after each generation):")
     for s in subjects:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bilevel.runs.commands import add_store_argument, open_existing
-from bilevel.runs.compare import find_lineage_run, subject, table_lines
+from bilevel.runs.compare import find_lineage_run, subject, table_lines, warnings
 from bilevel.runs.progress import Progress
 from bilevel.runs.store import StoreError
 
@@ -32,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         targets = [(r, None) for r in args.run_ids]
     with Progress() as progress:
         subjects = [subject(store, r, key, progress.stage, progress.evaluation) for r, key in targets]
+    for warning in warnings(subjects):
+        print(warning, file=sys.stderr)
     for line in table_lines(subjects):
         print(line)
     return 0
