@@ -129,8 +129,10 @@ def stack_diff(store: Store, run_id: str, key_prefix: str) -> str:
     meta = {m["id"]: m for m in store.mechanisms(run_id)}
     old_ids = set(parent.mechanism_ids)
     new_ids = set(stack.mechanism_ids)
+    derived_from = {pid for m in stack.mechanisms if m.id not in old_ids
+                    for pid in meta.get(m.id, {}).get("parents", [])}
     for m in parent.mechanisms:
-        if m.id not in new_ids:
+        if m.id not in new_ids and m.id not in derived_from:  # a mutated one shows as its diff below
             out.extend(difflib.unified_diff(m.source.splitlines(), [], f"a/{m.name}", "/dev/null", lineterm=""))
     for m in stack.mechanisms:
         if m.id in old_ids:
