@@ -121,8 +121,8 @@ class PanelEvaluator:
             self.computed += 1
             if self.cache is not None:
                 self.cache.put_eval(keys[i], stack.key, entries[i], result)
-            if self.on_eval is not None:
-                self.on_eval(done, len(todo))
+            if self.on_eval is not None:  # counts over the whole panel: entries found in the cache are done
+                self.on_eval(done + len(entries) - len(todo), len(entries))
         return [EvalResult.from_json(found[i]) for i in range(len(entries))]
 
     def close(self) -> None:

@@ -136,13 +136,13 @@ class OuterLoop:
         self._check_budget(generation, -1)
         self.recorder.record_event(f"gen:{generation}:start", "generation_start",
                                    {"generation": generation, "incumbent": st.incumbent.key})
-        self.progress(f"gen {generation + 1}/{self.settings.generations}: traces of the incumbent")
+        self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: traces of the incumbent")
         analysis = self._analyse(st.incumbent)
         candidates = self._candidates(generation, analysis)
         passed: list[tuple[int, Candidate, Verdict]] = []
         for index, cand in enumerate(candidates):
             self._check_budget(generation, index)
-            self.progress(f"gen {generation + 1}/{self.settings.generations}: candidate {index + 1}/"
+            self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: candidate {index + 1}/"
                           f"{len(candidates)} ({cand.operation[:60]})")
             verdict = self._judge(generation, index, cand)
             st.candidates += 1
@@ -171,7 +171,7 @@ class OuterLoop:
             return None
         index, winner, selection = max(passed, key=lambda p: (p[2].mean_improvement, -p[0]))
         if self.judge.confirms:
-            self.progress(f"gen {generation + 1}/{self.settings.generations}: confirming the winner "
+            self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: confirming the winner "
                           f"({winner.operation[:60]}) on fresh pairs")
             final = self.judge.confirm(generation, winner.stack, self.state.incumbent, selection)
             for i, cand, verdict in passed:
