@@ -126,6 +126,9 @@ def find_lineage_run(store: Store, run_ids: list[str], key_prefix: str) -> str:
     hits = [r for r in pool if any(c["stack_key"].startswith(key_prefix) for c in store.candidates(r))]
     if not hits:
         raise StoreError(f"no run among {', '.join(pool) or '(none)'} has a stack {key_prefix!r}")
+    originals = [r for r in hits if not store.events(r, "replay_of")]
+    if originals:  # a replay repeats its original's stacks: the id means the original's
+        hits = originals
     if len(hits) > 1:
         raise StoreError(f"stack {key_prefix!r} is in several runs ({', '.join(hits)}); write RUN:ID")
     return hits[0]
