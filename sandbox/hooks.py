@@ -278,6 +278,7 @@ class Worker:
                     return ""
             except BaseException as exc:  # noqa: BLE001 - a finaliser raised
                 return f"deferred code raised while its objects were freed: {describe_exception(exc)}"
+        gc.freeze()  # what is left is never collected, so the chain's finalisers never run again
         return f"deferred code (finalisers) kept creating garbage after {COLLECT_ROUNDS} collections"
 
     def drop_all(self) -> None:
