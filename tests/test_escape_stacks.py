@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from bilevel.sandbox import Limits, SandboxSession, Status
 from test_escape_corpus import CORPUS, SPACE, Case
+
+from bilevel.sandbox import Limits, SandboxSession
 
 LIMITS = Limits(call_timeout_s=3.0, memory_bytes=320 << 20)
 INNOCENT = (CORPUS / "benign_tabu.py").read_text(encoding="utf-8")
