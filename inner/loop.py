@@ -146,9 +146,23 @@ class InnerLoop:
                     on_trial(trial)
         finally:
             layers = self.session.layers if self.session else ()
+            faults = self._mechanism_faults()
             self._stop_sandbox()
         return InnerResult(tuple(self.trials), tuple(m for m, _ in self.mechanisms), tuple(layers),
-                           tuple(self.proposer.call_records()))
+                           tuple(self.proposer.call_records()), faults)
+
+    def _mechanism_faults(self) -> tuple[dict[str, str], ...]:
+        """Load failures and the outcome that disabled each mechanism, so a verdict shows who failed."""
+        out = [{"mechanism": mid, "hook": "load", "status": o.status.value, "message": o.message[:1000],
+                "layer": o.layer} for mid, o in self.load_outcomes.items() if not o.ok]
+        if self.session is not None:
+            failed = {f["mechanism"] for f in out}
+            for mid, _ in self.mechanisms:
+                why = self.session.disabled_reason(mid)
+                if why is not None and mid not in failed:
+                    out.append({"mechanism": mid, "hook": "disabled", "status": why.status.value,
+                                "message": why.message[:1000], "layer": why.layer})
+        return tuple(out)
 
     # -- sandbox ---------------------------------------------------------------
     def _start_sandbox(self) -> None:

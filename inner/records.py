@@ -78,6 +78,9 @@ class InnerResult:
     mechanisms: tuple[str, ...] = ()
     sandbox_layers: tuple[str, ...] = field(default=())
     llm_calls: tuple[dict[str, Any], ...] = ()  # the LLM proposer's call records (``inner.chat.CallRecord`` JSON)
+    # mechanisms that failed to load or were disabled during the run, with why (issue 11: who failed):
+    # {"mechanism", "hook": "load" | "disabled", "status", "message", "layer"}
+    mechanism_faults: tuple[dict[str, str], ...] = ()
 
     @property
     def best_so_far(self) -> list[float]:
@@ -99,9 +102,11 @@ class InnerResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"trials": [t.to_json() for t in self.trials], "mechanisms": list(self.mechanisms),
-                "sandbox_layers": list(self.sandbox_layers), "llm_calls": list(self.llm_calls)}
+                "sandbox_layers": list(self.sandbox_layers), "llm_calls": list(self.llm_calls),
+                "mechanism_faults": list(self.mechanism_faults)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> InnerResult:
         return cls(tuple(Trial.from_json(t) for t in d["trials"]), tuple(d.get("mechanisms", [])),
-                   tuple(d.get("sandbox_layers", [])), tuple(d.get("llm_calls", [])))
+                   tuple(d.get("sandbox_layers", [])), tuple(d.get("llm_calls", [])),
+                   tuple(d.get("mechanism_faults", [])))

@@ -76,7 +76,8 @@ def summarise_run(instance: Instance, seed: int, result: InnerResult, benchmark:
     fired: dict[str, int] = {m: 0 for m in result.mechanisms}
     changed: dict[str, int] = {m: 0 for m in result.mechanisms}
     calls = faults = 0
-    fault_list: list[dict[str, str]] = []
+    # who failed to load or was disabled (sandbox faults of the stack, issue 11), then the hook faults
+    fault_list: list[dict[str, str]] = [{**f, "trial": "-1"} for f in result.mechanism_faults]
     for trial in result.trials:
         fired_here: set[str] = set()
         changed_here: set[str] = set()
