@@ -28,8 +28,9 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", help="another benchmark (a transfer test; default: the run's)")
     parser.add_argument("--options", default=None, help="benchmark options as JSON (default: the run's)")
     parser.add_argument("--instances", nargs="+", default=None,
-                        help="instance keys (e.g. bbob-f3-d5-i20) or one number N: the first N instances "
-                             f"(default: {DEFAULT_INSTANCES[0]})")
+                        help="instance keys (e.g. bbob-f3-d5-i20) or one number N: N instances none of the "
+                             "run's panels used, spread over the benchmark's groups (topped up with panel "
+                             f"instances when too few are left; default: {DEFAULT_INSTANCES[0]})")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help=f"inner-loop seeds (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     parser.add_argument("--workers", type=int, default=1)
