@@ -155,3 +155,34 @@ def test_the_python_child_fails_one_trial_on_an_exception_a_crash_or_a_timeout()
     with pytest.raises(ObjectiveError, match="timed out after 1 s"):
         slow.evaluate({"x": 0.95})  # type: ignore[attr-defined]
     assert slow.evaluate({"x": 0.5}) == 0.5  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_python_benchmark_child_behind(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli_habits import _descendants_or_group, _evaluations
+
+    spec = _spec(tmp_path, "python", f'callable = "bench_faulty:slow"\npythonpath = ["{DATA}"]')
+    spec.write_text(spec.read_text().replace('executor = "inprocess"', 'executor = "process"')
+                    .replace("workers = 1", "workers = 2"))
+    proc = subprocess.Popen([sys.executable, "-m", "bilevel.runs.cli", "run", "--spec", str(spec), "--store",
+                             str(tmp_path / "s")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _evaluations(tmp_path / "s" / "bilevel.sqlite") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    children = _descendants_or_group(proc.pid)
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if Path(f"/proc/{pid}").exists()]
+    assert any(b"pyrunner.py\x00--serve" in c for c in commands)  # the long-lived python child is running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "bilevel resume" in err
+    time.sleep(5)
+    assert _descendants_or_group(proc.pid) == []
+    assert all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+               for pid in children)

@@ -49,3 +49,9 @@ def fails_on_odd_seeds(config: dict[str, Any], instance: str, seed: int) -> floa
     if seed % 2 and float(config["x"]) > 0.5:
         raise RuntimeError(f"odd seed {seed}")
     return (float(config["x"]) - 0.3) ** 2
+
+
+def slow(config: dict[str, Any], instance: str, seed: int) -> float:
+    """A trial that takes a while: a run is still going when the test signals it."""
+    time.sleep(0.2)
+    return float(config["x"])
