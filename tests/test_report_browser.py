@@ -1,4 +1,5 @@
-"""The HTML report renders in a real headless browser (Chromium) from disk, with every plot drawn."""
+"""The HTML report renders in a real headless browser (Chromium) from disk, with every plot drawn, nothing
+wider than the page, and a screenshot kept (in the test's folder, and in $BILEVEL_ARTIFACTS when set)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, capsys: pytest.Capt
     page = tmp_path / "report.html"
     assert main(["report", run_id, "--store", str(store), "--out", str(page)]) == 0
     profile = tmp_path / "profile"
-    proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--window-size=1000,1400", "--dump-dom",
+                           page.as_uri()], capture_output=True, text=True, timeout=120)
     dom = proc.stdout
     assert f"bilevel run {run_id}" in dom, proc.stderr[-2000:]
     rendered = re.search(r'data-plots-rendered="(\d+)"', dom)
@@ -46,3 +47,15 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, capsys: pytest.Capt
     assert int(rendered.group(1)) == len(PLOT_IDS)  # every plot decoded to a non-empty image
     for plot in PLOT_IDS:
         assert f'id="plot-{plot}"' in dom
+    overflow = re.search(r'data-overflow="([^"]*)"', dom)
+    assert overflow and overflow.group(1) == "none", f"wider than the page: {overflow and overflow.group(1)}"
+    width = re.search(r'data-page-width="(\d+)/(\d+)"', dom)
+    assert width and int(width.group(1)) <= int(width.group(2))  # no horizontal scroll
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--window-size=1000,4000",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    keep = os.environ.get("BILEVEL_ARTIFACTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "report.png")
