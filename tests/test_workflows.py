@@ -45,11 +45,11 @@ def test_lineage_tree_and_diff(two_runs: tuple[Path, str, str], capsys: pytest.C
     assert out.splitlines()[1].startswith("baseline [")
     kept = [v for v in verdicts if v["keep"]]
     assert kept, "the workflows spec is meant to keep a stack"
-    assert re.search(r"\[[0-9a-f]{8}\] g0 KEPT by offline: ", out)
+    assert re.search(r"\[[0-9a-f]{8}\] g\d+ KEPT by offline: ", out)
     for v in verdicts:  # every verdict's reason and its numbers are in the tree
         assert v["reason"] in out
     assert f"mean {kept[0]['mean_improvement']:+.4f} CI [{kept[0]['ci_low']:+.4f}" in out
-    key = re.search(r"\[([0-9a-f]{8})\] g0 KEPT", out).group(1)  # type: ignore[union-attr]
+    key = re.search(r"\[([0-9a-f]{8})\] g\d+ KEPT", out).group(1)  # type: ignore[union-attr]
     diff = _out(capsys, ["lineage", run_a, "--store", str(store), "--diff", key])
     assert diff.startswith(f"stack [{key}]")
     assert "parent [" in diff and ("+++ b/" in diff)
