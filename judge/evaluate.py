@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bilevel.inner.loop import InnerSettings, run_inner
-from bilevel.inner.records import InnerResult
+from bilevel.inner.records import InnerResult, Trial
 from bilevel.judge.benchmarks.base import Benchmark, Instance
 from bilevel.judge.decision import Evidence, Thresholds, Verdict, confirm, decide, stage1_rejects
 from bilevel.judge.panels import PanelEntry
@@ -46,6 +46,9 @@ class EvalResult:
     failed_trials: int = 0  # trials with no score (the objective failed, or the candidate was invalid)
     first_failure: str = ""  # the first failed trial's error, for the run's failure report
     best_config: dict[str, Any] | None = None  # the best trial's config (``bilevel best``); None: no trial scored
+    # every trial in short, when no trace is kept (``export --trials``): [config, score, kept, source,
+    # ids of the mechanisms whose hooks changed it, error (200 characters)]
+    trial_rows: tuple[list[Any], ...] = ()
 
     def inner_result(self) -> InnerResult:
         if self.trace is None:
@@ -57,13 +60,15 @@ class EvalResult:
         d["best_so_far"] = list(self.best_so_far)
         d["faults"] = list(self.faults)
         d["llm_calls"] = list(self.llm_calls)
+        d["trial_rows"] = [list(r) for r in self.trial_rows]
         return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EvalResult:
         return cls(**{**d, "best_so_far": tuple(d["best_so_far"]), "faults": tuple(d.get("faults", ())),
                       "llm_calls": tuple(d.get("llm_calls", ())),
-                      "sandbox_layers": tuple(d.get("sandbox_layers", ()))})
+                      "sandbox_layers": tuple(d.get("sandbox_layers", ())),
+                      "trial_rows": tuple(d.get("trial_rows", ()))})
 
 
 MAX_FAULTS_KEPT = 20
@@ -101,7 +106,13 @@ def summarise_run(instance: Instance, seed: int, result: InnerResult, benchmark:
                       len(result.trials), calls, faults, fired, changed, tuple(result.best_so_far),
                       tuple(fault_list), elapsed_s, _trace(result) if keep_trace else None, result.llm_calls,
                       result.sandbox_layers, len(failed), failed[0].error[:1000] if failed else "",
-                      None if result.best is None else dict(result.best.config))
+                      None if result.best is None else dict(result.best.config),
+                      () if keep_trace else tuple(_trial_row(t) for t in result.trials))
+
+
+def _trial_row(t: Trial) -> list[Any]:
+    changed = sorted({h.mechanism for h in t.hooks if h.changed and h.status == "ok"})
+    return [t.config, t.score, t.kept, t.source, changed, t.error[:200]]
 
 
 def _trace(result: InnerResult) -> dict[str, Any]:

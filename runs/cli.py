@@ -256,7 +256,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from bilevel.runs.found import write_trials_csv
 
         n = write_trials_csv(store, args.run_id, args.trials)
-        print(f"wrote {args.trials} ({n} trials: the inner runs whose traces the run keeps, the search panel's)")
+        print(f"wrote {args.trials} ({n} trials, one row each)")
     from bilevel.runs.exports import export_extras  # recipe and sampler exports (issue 5)
 
     for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack, args.optunahub):

@@ -61,11 +61,6 @@ def best_lines(store: Store, run_id: str, stacks: list[tuple[str, Stack]], score
     return lines
 
 
-def _changed_by(trial: dict[str, Any]) -> str:
-    names = sorted({h["mechanism"] for h in trial.get("hooks", []) if h.get("changed")})
-    return "+".join(names)
-
-
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
     """Parameters as columns; a simplex (dict of weights) as ``name.domain`` columns."""
     out: dict[str, Any] = {}
@@ -82,31 +77,41 @@ BASE_COLUMNS = ("stack", "stack_mechanisms", "panel", "instance", "group", "seed
 TAIL_COLUMNS = ("score", "kept", "source", "changed_by", "error")
 
 
-def write_trials_csv(store: Store, run_id: str, path: Path) -> int:
-    """Every recorded trial of the run as one CSV row; returns the number of rows.
+def _trials_of(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """An evaluation's trials as dicts (index, config, score, kept, source, changed ids, error): from its
+    trace when one was kept, else from its short trial rows; empty for runs made before either."""
+    trace = result.get("trace")
+    if trace:
+        return [{"index": t["index"], "config": t.get("config") or {}, "score": t.get("score"),
+                 "kept": t.get("kept"), "source": t.get("source", ""), "error": t.get("error", ""),
+                 "changed": sorted({h["mechanism"] for h in t.get("hooks", []) if h.get("changed")})}
+                for t in trace["trials"]]
+    return [{"index": i, "config": r[0] or {}, "score": r[1], "kept": r[2], "source": r[3], "changed": r[4],
+             "error": r[5]} for i, r in enumerate(result.get("trial_rows") or [])]
 
-    Trials are recorded for the inner runs whose traces the run keeps (the search panel: every stack the
-    outer loop analysed); validation and test inner runs keep only their scores and best configs."""
+
+def write_trials_csv(store: Store, run_id: str, path: Path) -> int:
+    """Every recorded trial of the run (every inner run of every stack on every panel) as one CSV row;
+    returns the number of rows. Runs recorded before trials were kept per inner run export only the
+    traces they kept (the search panel's)."""
     panels = panel_of(store.run(run_id).manifest)
     names = {m["id"]: m["name"] for m in store.mechanisms(run_id)}
+    stacks = {c["stack_key"]: c["stack"] for c in store.candidates(run_id)}
     rows: list[dict[str, Any]] = []
     params: list[str] = []
     for ev in store.evaluations(run_id):
-        trace = ev["result"].get("trace")
-        if not trace:
-            continue
-        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("confirmation", ev["result"].get("group", "")))
-        mechs = "+".join(names.get(m, m) for m in trace.get("mechanisms", []))
-        for t in trace["trials"]:
-            flat = _flat(t.get("config") or {})
+        result = ev["result"]
+        panel, group = panels.get((ev["instance"], int(ev["seed"])), ("confirmation", result.get("group", "")))
+        mechs = "+".join(m["name"] for m in stacks.get(ev["stack_key"], {}).get("mechanisms", []))
+        for t in _trials_of(result):
+            flat = _flat(t["config"])
             params += [p for p in flat if p not in params]
-            score = t.get("score")
+            score = t["score"]
             rows.append({"stack": ev["stack_key"], "stack_mechanisms": mechs or "(none)", "panel": panel,
                          "instance": ev["instance"], "group": group, "seed": ev["seed"], "index": t["index"],
                          **flat, "score": "" if score is None or not math.isfinite(score) else repr(float(score)),
-                         "kept": int(bool(t.get("kept"))), "source": t.get("source", ""),
-                         "changed_by": "+".join(names.get(m, m) for m in _changed_by(t).split("+") if m),
-                         "error": t.get("error", "")})
+                         "kept": int(bool(t["kept"])), "source": t["source"],
+                         "changed_by": "+".join(names.get(m, m) for m in t["changed"]), "error": t["error"]})
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*BASE_COLUMNS, *params, *TAIL_COLUMNS], restval="")
         writer.writeheader()

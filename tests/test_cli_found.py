@@ -59,11 +59,22 @@ def test_trials_export_reads_back_with_csv(tiny_run: tuple[Path, str], tmp_path:
     assert rows and list(rows[0])[:9] == ["stack", "stack_mechanisms", "panel", "instance", "group", "seed",
                                           "index", "x0", "x1"]
     assert {"score", "kept", "source", "changed_by"} <= set(rows[0])
-    traces = [e for e in Store.in_dir(store).evaluations(run_id) if e["result"].get("trace")]
-    assert len(rows) == sum(len(e["result"]["trace"]["trials"]) for e in traces)
-    first = traces[0]["result"]["trace"]["trials"][0]
-    assert float(rows[0]["x0"]) == first["config"]["x0"] and float(rows[0]["score"]) == first["score"]
-    assert rows[0]["panel"] == "search" and rows[0]["index"] == "0"
+    evaluations = list(Store.in_dir(store).evaluations(run_id))
+    assert len(rows) == sum(e["result"]["n_trials"] for e in evaluations)  # every trial of every inner run
+    assert {r["panel"] for r in rows} >= {"search", "validation", "test"}
+    traced = next(e for e in evaluations if e["result"].get("trace"))
+    first = traced["result"]["trace"]["trials"][0]
+    row = next(r for r in rows if (r["stack"], r["instance"], r["seed"], r["index"])
+               == (traced["stack_key"], traced["instance"], str(traced["seed"]), "0"))
+    assert float(row["x0"]) == first["config"]["x0"] and float(row["score"]) == first["score"]
+    short = next(e for e in evaluations if not e["result"].get("trace"))
+    last = short["result"]["trial_rows"][-1]
+    row = next(r for r in rows if (r["stack"], r["instance"], r["seed"], r["index"])
+               == (short["stack_key"], short["instance"], str(short["seed"]), str(len(short["result"]["trial_rows"]) - 1)))
+    assert float(row["x1"]) == last[0]["x1"] and row["source"] == last[3]
+    changed = [r for r in rows if r["changed_by"]]
+    assert all(r["stack_mechanisms"] != "(none)" for r in changed)
+    assert all(set(r["changed_by"].split("+")) <= set(r["stack_mechanisms"].split("+")) for r in changed)
 
 
 def test_simplex_weights_become_columns() -> None:
