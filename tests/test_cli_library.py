@@ -73,3 +73,14 @@ def test_judge_my_file_against_the_baseline(tmp_path: Path, capsys: pytest.Captu
     assert "finished (judged)" in capsys.readouterr().out
     assert main(["judge", str(tmp_path / "nope.py"), "--spec", str(SPEC), "--store", str(store)]) == 2
     assert "cannot read mechanism file" in capsys.readouterr().err
+
+
+def test_judge_confirms_a_passing_stack_on_fresh_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On the workflows spec trust_region passes validation, so the judge must confirm it on fresh pairs."""
+    mine = tmp_path / "my_trust_region.py"
+    mine.write_text(load_source("trust_region"), encoding="utf-8")
+    spec = SPEC.with_name("workflows.toml")
+    assert main(["judge", str(mine), "--spec", str(spec), "--store", str(tmp_path / "s")]) == 0
+    block = _block(capsys.readouterr().out.split("--- judge ---", 1)[1])
+    assert block["stage"] == "confirmation" and block["verdict"] in ("kept", "rejected")
+    assert "selected on validation" in block["reason"]

@@ -3,7 +3,7 @@
 The files become one stack (in the order given) on the spec's base search
 config; the frozen judge decides on it exactly as it decides on an author's
 candidate (conformance check, cascade, validation interval, activation,
-faults), then the stack and the baseline are compared on the sealed test
+faults, and, when it passes, confirmation on generation g0's fresh panel), then the stack and the baseline are compared on the sealed test
 panel. Everything is recorded as a run in the store (``show`` and ``runs``
 list it). Prints a grep-able block.
 """
@@ -66,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
                                    executor=executor)
         try:
             judge = Judge(setup.panels.validation, setup.panels.stage1(setup.thresholds.stage1_pairs),
-                          setup.thresholds, setup.manifest.hash, evaluator)
+                          setup.thresholds, setup.manifest.hash, evaluator,
+                          setup.panels.confirmation if setup.panels.confirmation_instances else None)
             progress.stage("judging the stack against the baseline on the validation panel")
             verdict = judge.verdict(candidate, baseline)
+            if verdict.keep and judge.confirms:  # as a generation's winner: it must hold on fresh pairs
+                progress.stage("confirming the stack on the fresh confirmation panel (g0's)")
+                verdict = judge.confirm(0, candidate, baseline, verdict)
             progress.stage("the stack against the baseline on the sealed test panel")
             test = judge.compare(candidate, baseline, setup.panels.test)
-            full = verdict.n_pairs == len(setup.panels.validation)
+            full = verdict.stage != "stage1"
             used = setup.panels.validation if full else setup.panels.stage1(setup.thresholds.stage1_pairs)
             val_runs = evaluator.evaluate_many(candidate, used)  # already evaluated: the store answers
         finally:
