@@ -99,7 +99,7 @@ def check_new_run(spec: RunSpec, preflight: bool = True) -> JudgeSetup:
     if spec["run"]["author"] != "llm":
         make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
     check_models(spec)  # a missing API key, package or model path fails before anything is recorded
-    if preflight:
+    if preflight and spec["run"]["preflight"]:
         preflight_trial(setup.benchmark, setup.panels, spec["run"]["benchmark"])
     return setup
 

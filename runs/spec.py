@@ -15,7 +15,8 @@ from typing import Any
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 4, "candidates": 5,
             "level15": True, "wall_time_s": 0.0, "workers": 2, "executor": "process", "address": "",
-            "library": []},  # your own mechanism files (paths; relative to the spec file's folder)
+            "library": [],  # your own mechanism files (paths; relative to the spec file's folder)
+            "preflight": True},  # one trial of the benchmark before a run is recorded (off for costly ones)
     "benchmark": {},
     "inner": {"budget": 60, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
     "panels": {"search_instances": 4, "validation_instances": 16, "test_instances": 16,

@@ -186,3 +186,12 @@ def test_sigterm_leaves_no_python_benchmark_child_behind(tmp_path: Path) -> None
     assert _descendants_or_group(proc.pid) == []
     assert all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
                for pid in children)
+
+
+def test_preflight_can_be_switched_off_and_the_run_then_stops_on_its_baseline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path, "command", 'command = "python train.py"')
+    spec.write_text(spec.read_text().replace("[run]\n", "[run]\npreflight = false\n"), encoding="utf-8")
+    code, out, err = _run(spec, tmp_path / "store", capsys)
+    assert code == 2 and "pre-flight" not in err and out.startswith("run: ")
+    assert "the baseline failed every trial" in err and "can't open file" in err
