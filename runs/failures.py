@@ -85,11 +85,30 @@ class FailureWatch:
 
 
 def failure_counts(store: Store, run_id: str) -> dict[str, StackFailures]:
-    """Trials and failed trials per stack key over every stored evaluation of a run."""
-    out: dict[str, StackFailures] = {}
-    for ev in store.evaluations(run_id):
-        out.setdefault(ev["stack_key"], StackFailures()).add(ev["result"])
-    return out
+    """Trials and failed trials per stack key over every stored evaluation of a run (summed by SQLite,
+    without loading the evaluations: ``bilevel runs`` reads this for every run; records SQLite cannot
+    parse, such as a NaN score, are read in Python)."""
+    import sqlite3
+
+    try:
+        return _counted_by_sqlite(store, run_id)
+    except sqlite3.OperationalError:
+        out: dict[str, StackFailures] = {}
+        for ev in store.evaluations(run_id):
+            out.setdefault(ev["stack_key"], StackFailures()).add(ev["result"])
+        return out
+
+
+def _counted_by_sqlite(store: Store, run_id: str) -> dict[str, StackFailures]:
+    rows = store.db.execute(
+        "SELECT stack_key, COUNT(*), SUM(json_extract(result, '$.n_trials')), "
+        "SUM(COALESCE(json_extract(result, '$.failed_trials'), 0)), "
+        "SUM(json_extract(result, '$.n_trials') > 0 AND "
+        "    COALESCE(json_extract(result, '$.failed_trials'), 0) = json_extract(result, '$.n_trials')), "
+        "MAX(COALESCE(json_extract(result, '$.first_failure'), '')) "
+        "FROM evaluations WHERE run_id = ? GROUP BY stack_key ORDER BY stack_key", (run_id,))
+    return {str(key): StackFailures(int(trials or 0), int(failed or 0), int(n), int(all_failed or 0), str(first))
+            for key, n, trials, failed, all_failed, first in rows}
 
 
 def failed_trials_line(counts: dict[str, StackFailures]) -> str:
