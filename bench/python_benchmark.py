@@ -22,11 +22,11 @@ from bilevel.judge.benchmarks import get_benchmark
 from bilevel.judge.benchmarks.external import run_trial
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=2000, help="trials through the persistent child")
     ap.add_argument("--baseline-trials", type=int, default=40, help="trials with a child per trial")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     header("python benchmark: overhead per trial, persistent child vs a child per trial")
     data = str(ROOT / "tests" / "data")
     bench = get_benchmark("python", {"callable": "bench_callable:plain", "params": ["x:float:0:1"],
