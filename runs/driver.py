@@ -113,10 +113,12 @@ def record_run(store: Store, spec: RunSpec, setup: JudgeSetup, library: Sequence
     return run_id
 
 
-def create_run(store: Store, spec: RunSpec, preflight: bool = True) -> str:
+def create_run(store: Store, spec: RunSpec, preflight: bool = True,
+               library: Sequence[Mechanism] | None = None) -> str:
     """Check and record a new run and return its id; nothing is evaluated yet except one pre-flight
-    trial of the benchmark (``preflight``), which must succeed."""
-    library = library_mechanisms(spec)
+    trial of the benchmark (``preflight``), which must succeed. ``library``: the user's mechanisms
+    (default: read from the spec's ``[run] library`` files; a replay passes the original's recorded ones)."""
+    library = library_mechanisms(spec) if library is None else library
     return record_run(store, spec, check_new_run(spec, preflight), library)
 
 

@@ -84,3 +84,15 @@ def test_judge_confirms_a_passing_stack_on_fresh_pairs(tmp_path: Path, capsys: p
     block = _block(capsys.readouterr().out.split("--- judge ---", 1)[1])
     assert block["stage"] == "confirmation" and block["verdict"] in ("kept", "rejected")
     assert "selected on validation" in block["reason"]
+
+
+def test_a_replay_uses_the_recorded_library_not_the_files(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    mine = _mine(tmp_path)
+    store = tmp_path / "s"
+    assert main(["run", "--spec", str(SPEC), "--store", str(store), "--library", str(mine),
+                 "--generations", "1", "--candidates", "2", "--executor", "inprocess"]) == 0
+    run_id = _block(capsys.readouterr().out)["run"]
+    mine.unlink()  # the file is gone; the run recorded its source
+    assert main(["replay", run_id, "--store", str(store)]) == 0
+    assert "replay: identical" in capsys.readouterr().out

@@ -23,6 +23,7 @@ from bilevel.runs.driver import create_run, effective_spec, execute, judge_setup
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec
 from bilevel.runs.store import Store
+from bilevel.runs.user_library import recorded_library
 from bilevel.runs.views import last_summary
 
 NAME = "replay"
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     spec = replay_spec(effective_spec(store, args.run_id), transcripts)
     # a replay under another judge proves nothing: refuse, naming what changed (ManifestMismatch)
     verify_manifest(Manifest.from_json(store.run(args.run_id).manifest), judge_setup(spec).manifest)
-    replay_id = create_run(store, spec)
+    replay_id = create_run(store, spec, library=recorded_library(store, args.run_id))
     store.recorder(replay_id).record_event("replay_of", "replay_of",
                                            {"original": args.run_id, "transcripts": str(transcripts), "calls": n})
     print(f"run: {replay_id}")
