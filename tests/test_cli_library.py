@@ -71,6 +71,11 @@ def test_judge_my_file_against_the_baseline(tmp_path: Path, capsys: pytest.Captu
     assert "faults 0" in block["mechanism my_tabu"]
     assert main(["runs", "--store", str(store)]) == 0
     assert "finished (judged)" in capsys.readouterr().out
+    assert main(["best", block["run"], "--store", str(store)]) == 0
+    best = capsys.readouterr().out
+    assert "judged stack: my_tabu | greedy" in best and "baseline: (no mechanisms)" in best
+    assert main(["lineage", block["run"], "--store", str(store)]) == 0
+    assert "by user: judge " in capsys.readouterr().out
     assert main(["judge", str(tmp_path / "nope.py"), "--spec", str(SPEC), "--store", str(store)]) == 2
     assert "cannot read mechanism file" in capsys.readouterr().err
 

@@ -24,8 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     store = open_existing(args.store)
     history = load_history(store, args.run_id)
+    judged = [e for e in store.events(args.run_id, "run_end") if e.get("stopped") == "judged"]
     if args.stack:
         stacks = [("stack", history.candidate_stack(store, args.stack)[0])]
+    elif judged and history.candidates:  # a `bilevel judge` run: the judged stack and the baseline
+        stacks = [("judged stack", history.candidate_stack(store, history.candidates[0]["stack_key"])[0]),
+                  ("baseline", history.baseline)]
     else:
         stacks = [("kept stack", history.final), ("baseline", history.baseline)]
         if history.final.key == history.baseline.key:

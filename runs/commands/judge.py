@@ -19,6 +19,7 @@ from typing import Any
 
 from bilevel.judge.evaluate import Comparison, EvalResult, Judge
 from bilevel.judge.stack import Mechanism, Stack
+from bilevel.outer.authors.base import Candidate
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import ExecutorSpec, make_executor
 from bilevel.runs.commands import add_store_argument
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             val_runs = evaluator.evaluate_many(candidate, used)  # already evaluated: the store answers
         finally:
             evaluator.close()
+    for m in mechanisms:
+        recorder.record_mechanism(m, "user", 0, ())
+    operation = "judge " + " + ".join(str(f) for f in args.files)
+    recorder.record_candidate(0, 0, Candidate(candidate, operation, "user", tuple(mechanisms)), baseline.key)
     recorder.record_verdict(0, 0, candidate.key, verdict)
     fields = _fields(run_id, spec["run"]["benchmark"], verdict.to_json(), test, mechanisms, val_runs)
     fields["failed_trials"] = failed_trials_line(failure_counts(store, run_id))
