@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.sandbox.channel import KEY_BYTES, Verifier
-from bilevel.sandbox.outcome import WorkerStartError
+from bilevel.sandbox.outcome import SandboxError, WorkerStartError
 
 # The folder that holds the ``bilevel`` package (site-packages, or the checkout for an editable install).
 ROOT = str(Path(__file__).parent.parent.parent)
@@ -61,6 +61,40 @@ class Limits:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- values from a worker
+MAX_VALUE_DEPTH = 80
+
+
+def clean(text: str, limit: int) -> str:
+    """Worker-supplied text as valid UTF-8 of bounded length."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def sound_value(value: Any, depth: int) -> bool:
+    """Whether a parsed value is JSON data the host can store: bounded depth, valid Unicode text."""
+    if depth > MAX_VALUE_DEPTH:
+        return False
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(sound_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(sound_value(k, depth + 1) and sound_value(v, depth + 1) for k, v in value.items())
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def plain_json(value: Any, what: str) -> Any:
+    """A plain-data copy of ``value`` (host-side input check)."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=True))
+    except (TypeError, ValueError) as exc:
+        raise SandboxError(f"{what} is not JSON data: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- fork server

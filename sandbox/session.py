@@ -1,10 +1,12 @@
-"""Host side of the sandbox: one long-lived worker process holding a stack of mechanisms.
+"""Host side of the sandbox: a worker process per inner run holding a stack of mechanisms.
 
 :class:`SandboxSession` is what the inner loop talks to. It compiles each
 mechanism on the host first (``sandbox.policy.compile_mechanism``), starts a
-worker (``sandbox.worker``), loads the mechanisms into it and then forwards
-hook calls, one JSON line each way. Every response is size-bounded and
-validated; nothing a worker sends can raise in the host.
+fork server once (``sandbox.process.ForkServer``) and forks a fresh worker from
+it for every inner run (``sandbox.worker``), loads the mechanisms into it and
+then forwards hook calls, one JSON line each way. Every response is
+authenticated (``sandbox.channel``), size-bounded and validated; nothing a
+worker sends can raise in the host.
 
 Each hook call has a wall-clock deadline (``Limits.call_timeout_s``, or less
 when the mechanism's share of ``Limits.run_timeout_s`` is nearly spent). The
@@ -15,15 +17,18 @@ response counts as a CRASH fault instead), and before the next call a new
 worker is started, the remaining mechanisms are loaded again and the history
 is replayed through ``observe`` so their state is rebuilt (the contract makes
 a mechanism's state a function of the history); then the session carries on.
-The worker acknowledges each request before it runs mechanism code, so a
-worker that died on its own between calls is replaced without blaming anyone.
+The worker acknowledges each request before it runs mechanism code and runs
+nothing between requests (a call's deferred code is settled inside the call),
+so a stall, a missing acknowledgement or a death of its own between requests
+is charged to the mechanism whose code ran last in it; only a worker killed
+from outside (or whose server died) is replaced without blaming anyone.
 
 Fault policy: POLICY_VIOLATION, TIMEOUT and MEMORY disable a mechanism at
 once; CRASH and CONTRACT_VIOLATION after ``Limits.max_faults``; a disabled
 mechanism answers every later call with the outcome that disabled it.
 A session is not thread-safe: one inner loop drives it.
 
-The worker is started as ``python -s -P -c ...`` rather than ``python -I``:
+The fork server is started as ``python -s -P -c ...`` rather than ``python -I``:
 the environment is built from scratch here, so ignoring it (``-E``) adds
 nothing, and reading it lets ``PYTHONHASHSEED=0`` make string hashing, hence
 set iteration order inside mechanisms, the same in every worker. Without that,
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import signal
 import sys
 import time
@@ -53,13 +57,15 @@ from bilevel.sandbox.process import (  # noqa: F401 - re-exported
     Limits,
     ReadFailure,
     WorkerProcess,
+    clean,
+    plain_json,
+    sound_value,
 )
 
 DONE_GRACE_S = 5.0
 MAX_BLAMELESS_RETRIES = 2
 MESSAGE_CAP = 4_000
 TRACEBACK_CAP = 40_000
-MAX_VALUE_DEPTH = 80
 _LOAD = "load"
 DEFAULT_LIMITS = Limits()
 
@@ -69,36 +75,6 @@ def worker_command(root: str = ROOT) -> list[str]:
     code = f"import sys; sys.path.insert(0, {root!r}); from bilevel.sandbox.worker import main; main()"
     return [sys.executable, "-s", "-P", "-c", code]
 
-
-
-def _clean(text: str, limit: int) -> str:
-    """Worker-supplied text as valid UTF-8 of bounded length."""
-    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _sound_value(value: Any, depth: int) -> bool:
-    """Whether a parsed value is JSON data the host can store: bounded depth, valid Unicode text."""
-    if depth > MAX_VALUE_DEPTH:
-        return False
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, list):
-        return all(_sound_value(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(_sound_value(k, depth + 1) and _sound_value(v, depth + 1) for k, v in value.items())
-    return value is None or isinstance(value, (bool, int, float))
-
-
-def _plain_json(value: Any, what: str) -> Any:
-    """A plain-data copy of ``value`` (host-side input check)."""
-    try:
-        return json.loads(json.dumps(value, allow_nan=True))
-    except (TypeError, ValueError) as exc:
-        raise SandboxError(f"{what} is not JSON data: {exc}") from exc
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,7 +90,7 @@ class SandboxSession(FaultPolicy):
     Construct it, call :meth:`start`, then per inner-loop iteration call
     :meth:`guide_all`, :meth:`call` (``propose``/``review``) and
     :meth:`observe`; :meth:`close` at the end (or use it as a context manager).
-    :meth:`reload` starts the next inner run in the same worker.
+    :meth:`reload` starts the next inner run in a fresh worker from the same fork server.
     """
 
     def __init__(self, mechanisms: Sequence[tuple[str, str]], space: dict[str, Any], seed: int, budget: int,
@@ -134,7 +110,7 @@ class SandboxSession(FaultPolicy):
         sources = [str(src) for _, src in mechanisms]
         self._entries = {mid: Entry(mid, src, pos) for pos, (mid, src) in enumerate(zip(ids, sources, strict=True))}
         self._order = ids
-        self._space = _plain_json(space, "space")
+        self._space = plain_json(space, "space")
         self._seed = int(seed)
         self._budget = int(budget)
         self._history: list[dict[str, Any]] = []
@@ -202,11 +178,11 @@ class SandboxSession(FaultPolicy):
 
     def reload(self, mechanisms: Sequence[tuple[str, str]], seed: int, budget: int,
                space: dict[str, Any] | None = None) -> dict[str, Outcome]:
-        """Start the next inner run in the same worker: fresh globals, state, history and budgets.
+        """Start the next inner run in a fresh worker forked from the same server: fresh globals, state,
+        history, budgets and limits, and nothing the last run's mechanisms left behind.
 
-        Called between consecutive inner runs instead of a new session (a worker
-        start costs about 0.2 s). The worker is replaced when it has used half
-        of its CPU limit, since RLIMIT_CPU is cumulative.
+        Called between consecutive inner runs instead of a new session (a fork
+        costs milliseconds, a new interpreter about 0.3 s; ``bench/sandbox_cost.py``).
         """
         self._check_open()
         self._kill_worker()  # a fresh worker for every inner run: nothing of the last run survives
@@ -214,7 +190,7 @@ class SandboxSession(FaultPolicy):
         return self.start()
 
     def close(self) -> None:
-        """Kill the worker's whole process group and reap it; idempotent."""
+        """Kill the worker and the fork server and reap them; idempotent."""
         self._closed = True
         self._kill_worker()
         self._close_server()
@@ -246,15 +222,15 @@ class SandboxSession(FaultPolicy):
             return self._disabled_outcome(entry)
         if hook not in entry.hooks:
             raise SandboxError(f"mechanism {mech_id!r} does not define {hook!r}")
-        guidance = _plain_json(guidance or {}, "guidance")
-        candidate = _plain_json(candidate, "candidate")
+        guidance = plain_json(guidance or {}, "guidance")
+        candidate = plain_json(candidate, "candidate")
         results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate)
         return results.get(mech_id) or self._disabled_outcome(entry)
 
     def observe(self, trial: dict[str, Any]) -> dict[str, Outcome]:
         """Record a finished trial and call ``observe`` on every active mechanism that defines it (step 5)."""
         self._check_open()
-        trial = _plain_json(trial, "trial")
+        trial = plain_json(trial, "trial")
         if not isinstance(trial, dict) or not isinstance(trial.get("index", 0), int):
             raise SandboxError("a trial must be a dict with an int 'index'")
         self._history.append(trial)
@@ -369,10 +345,10 @@ class SandboxSession(FaultPolicy):
             outcome = Outcome.from_json(data)
         except (KeyError, TypeError, ValueError):
             return None
-        if not _sound_value(outcome.value, 0):
+        if not sound_value(outcome.value, 0):
             return None
-        outcome = dataclasses.replace(outcome, message=_clean(outcome.message, MESSAGE_CAP),
-                                      traceback=_clean(outcome.traceback, TRACEBACK_CAP))
+        outcome = dataclasses.replace(outcome, message=clean(outcome.message, MESSAGE_CAP),
+                                      traceback=clean(outcome.traceback, TRACEBACK_CAP))
         if hook == _LOAD and outcome.ok:
             hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
             if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):
