@@ -37,11 +37,11 @@ def derive_seed(seed: int, *parts: object) -> int:
 
 
 class SessionPool:
-    """Started sandbox workers kept between consecutive inner runs of one process (a start costs ~0.15 s).
+    """Started sandbox sessions kept between consecutive inner runs of one process (a start costs ~0.15 s).
 
     ``acquire`` is called when an inner run starts and ``release`` when it
-    ends; a reused worker gets fresh globals, state and history (``reload``),
-    so a run's behaviour does not depend on what the worker ran before.
+    ends; a reused session forks a clean worker from its fork server for each
+    inner run (``reload``), so a run's behaviour does not depend on what ran before.
     """
 
     def __init__(self) -> None:
