@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 # Everything the test suite exercises (no torch: the default install stays torch-free).
-EXTRAS ?= dev,llm,mlx,hpo,ray,hub
+EXTRAS ?= dev,llm,mlx,hpo,ray,hub,coco
 
 .PHONY: setup run test lint typecheck bench clean
 

@@ -94,8 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
     export.add_argument("--optunahub", type=Path, metavar="DIR",
                         help="also write a kept stack as an OptunaHub sampler package into DIR")
+    export.add_argument("--coco", type=Path, metavar="DIR",
+                        help="also write COCO data (cocoex.Observer) of the stack and the baseline on the "
+                             "test panel into DIR, for `python -m cocopp DIR/*` (bbob runs; bilevel[coco])")
     export.add_argument("--stack", metavar="ID",
-                        help="the stack for --sampler/--optunahub (default: the final stack)")
+                        help="the stack for --sampler/--optunahub/--coco (default: the final stack)")
     add_store_argument(export)
 
     runs = sub.add_parser("runs", help="list the runs in a store")
@@ -261,6 +264,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     for line in export_extras(store, args.run_id, args.recipe, args.sampler, args.stack, args.optunahub):
         print(line)
+    if args.coco is not None:
+        from bilevel.runs.coco_export import export_coco  # COCO interop (issue 14)
+
+        for line in export_coco(store, args.run_id, args.coco, args.stack):
+            print(line)
     return 0
 
 
