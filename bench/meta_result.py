@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from meta_study import by_function, method_table, seed_result, study_rows, study
 
 from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
+from bilevel.judge.evaluate import EvalResult
 from bilevel.judge.panels import PanelEntry
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
@@ -105,8 +107,11 @@ def _seed_spec(args: argparse.Namespace, k: int) -> RunSpec:
 
 
 def _evaluate(evaluator: PanelEvaluator, stack: Stack, entries: list[PanelEntry],
+              on_results: Callable[[list[EvalResult]], None] | None = None,
               ) -> tuple[np.ndarray, tuple[float, float], float]:
-    t, results = timed(partial(evaluator.evaluate_many, stack, entries))
+    t, results = timed(partial(evaluator.evaluate_many, stack, entries, on_results is not None))
+    if on_results is not None:
+        on_results(results)
     extra = (float(np.mean([r.subscores["auc"] for r in results])),
              float(np.mean([r.subscores["solved"] for r in results])))
     return np.array([r.primary for r in results]), extra, t
@@ -130,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the tables (markdown) here")
     ap.add_argument("--json", type=Path, help="also write every method's per-pair scores (JSON) here")
     ap.add_argument("--plot", type=Path, help="also draw the first run's table as a figure (PNG, with matplotlib)")
+    ap.add_argument("--coco", type=Path, metavar="DIR",
+                    help="also write every method's runs on the sealed split as COCO data into DIR/<method> "
+                         "(for `python -m cocopp DIR/*`)")
     args = ap.parse_args(argv)
     if args.outer_seeds < 1:
         ap.error("--outer-seeds must be at least 1")
@@ -169,13 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, stack in others.items():
             progress(f"{name} on the sealed split")
-            by_key[stack.key] = _evaluate(evaluator, stack, entries)
+            by_key[stack.key] = _evaluate(evaluator, stack, entries, coco_writer(args.coco, name))
             scores[name], extra[name], seconds[name] = by_key[stack.key]
         for r in runs:
             stack = r["stack"]
             if stack.key not in by_key:  # a run that kept nothing scores exactly as the baseline inner loop
                 progress(f"kept stack of outer seed {r['seed']} on the sealed split")
-                by_key[stack.key] = _evaluate(evaluator, stack, entries)
+                by_key[stack.key] = _evaluate(evaluator, stack, entries,
+                                              coco_writer(args.coco, f"kept stack seed {r['seed']}"))
+            elif args.coco is not None:
+                print(f"COCO data: the kept stack of outer seed {r['seed']} is an evaluated method's stack "
+                      "(nothing kept): no folder of its own")
             r["scores"], r["extra"], r["seconds"] = by_key[stack.key]
     finally:
         evaluator.close()
@@ -203,6 +215,21 @@ def main(argv: list[str] | None = None) -> int:
         plot(scores, entries, args.plot, first["stack"].describe())
         print(f"figure: {args.plot}")
     return 0
+
+
+def coco_writer(directory: Path | None, method: str) -> Callable[[list[EvalResult]], None] | None:
+    """``--coco DIR``: a callback that writes one method's traced runs as COCO data (cocoex.Observer) into
+    ``DIR/<method>``, the same format as ``bilevel export RUN --coco``; None without ``--coco``."""
+    if directory is None:
+        return None
+    from bilevel.runs.coco_export import coco_runs, write_coco_algorithm
+
+    def write(results: list[EvalResult]) -> None:
+        runs, skipped = coco_runs(results)
+        path = write_coco_algorithm(directory, method, runs, f"bench/meta_result.py: {method}, sealed BBOB split")
+        print(f"COCO data: {path} ({len(runs)} runs" + (f", {skipped} failed trials left out)" if skipped else ")"))
+
+    return write
 
 
 def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, kept: str) -> None:

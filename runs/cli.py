@@ -250,7 +250,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = open_existing(args.store)
     store.run(args.run_id)
-    asked = (args.recipe, args.sampler, args.optunahub, args.trials)
+    asked = (args.recipe, args.sampler, args.optunahub, args.trials, args.coco)
     out = args.out if args.out is not None or any(a is not None for a in asked) else Path("results.tsv")
     if out is not None:
         out.write_text(results_tsv(store, args.run_id), encoding="utf-8")

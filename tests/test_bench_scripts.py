@@ -70,11 +70,17 @@ def test_meta_result_scores_every_method_on_an_unseen_split(bench: Any, capsys: 
                                                             tmp_path: Path) -> None:
     mod = bench("meta_result")
     out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2",
-                     "--seeds-per-instance", "1", "--workers", "1", "--out", str(tmp_path / "t.md")], capsys)
+                     "--seeds-per-instance", "1", "--workers", "1", "--out", str(tmp_path / "t.md"),
+                     "--coco", str(tmp_path / "coco")], capsys)
     table = (tmp_path / "t.md").read_text().splitlines()
     assert [r.split(" | ")[0].lstrip("| ") for r in table[2:] if r.startswith("| ")] == [
         "kept stack", "baseline inner loop", "random search", "optuna TPE", "optuna CMA-ES"]
     assert "unit: group" in out  # intervals resampled by BBOB function
+    coco = sorted(p.name for p in (tmp_path / "coco").iterdir())  # --coco: one COCO folder per method
+    others = ["baseline-inner-loop", "optuna-CMA-ES", "optuna-TPE", "random-search"]
+    kept_nothing = "is an evaluated method's stack (nothing kept)" in out
+    assert coco == sorted(others + ([] if kept_nothing else ["kept-stack-seed-0"]))
+    assert all(list((tmp_path / "coco" / c).glob("*.info")) for c in coco)
     split = re.search(r"functions \[(.*?)\], dimensions \[(.*?)\], instance ids \[(.*?)\]", out)
     assert split, out
     functions = [int(f) for f in split.group(1).split(",")]
