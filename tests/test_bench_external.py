@@ -108,3 +108,33 @@ def test_autoresearch_rewrites_the_block_and_ignores_stdout(monkeypatch: pytest.
         rewrite_block("A = 1\nA = 2\n", {"A": 3})
     with pytest.raises(BenchmarkError, match="autoresearch clone"):
         get_benchmark("autoresearch-gpt", {"checkout": "/nonexistent"})
+
+
+def test_autoresearch_passes_the_pairs_seed_and_refuses_an_uncontrolled_seed(tmp_path: Path) -> None:
+    bench = get_benchmark("autoresearch-gpt", {"checkout": str(DATA / "autoresearch_standin"), "timeout_s": 60.0})
+    cfg = {"DEPTH": 8, "MATRIX_LR": 0.04, "EMBEDDING_LR": 0.6, "UNEMBEDDING_LR": 0.004, "SCALAR_LR": 0.5,
+           "WEIGHT_DECAY": 0.0, "WARMUP_RATIO": 0.0, "WARMDOWN_RATIO": 0.5}
+    inst = bench.instances()[0]
+    # the stand-in adds 1e-4 * (SEED % 7) and exits if $BILEVEL_SEED differs from the rewritten SEED
+    assert bench.objective(inst, 3).evaluate(cfg) == pytest.approx(1.0003)
+    assert bench.objective(inst, 5).evaluate(cfg) == pytest.approx(1.0005)
+    assert bench.describe()["seed"] == "$BILEVEL_SEED and SEED in the rewritten block"
+    src = (DATA / "autoresearch_standin" / "train.py").read_text()
+    cases = {
+        "literal": (src + "\nimport torch\ntorch.manual_seed(42)\n", r"line \d+ seeds with a literal \(manual_seed\(42\)\)"),
+        "no-seed": (src.replace("SEED = 42\n", "").replace("BILEVEL_SEED", "OTHER"), "cannot control the seed"),
+        "twice": (src.replace("SEED = 42\n", "SEED = 1\nSEED = 2\n"), r"exactly once at top level \(found 2\)"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.py").write_text(text)
+        with pytest.raises(BenchmarkError, match=message):
+            get_benchmark("autoresearch-gpt", {"checkout": str(tmp_path / name)})
+    env_only = tmp_path / "env-only"  # no constant, but the script reads $BILEVEL_SEED itself: accepted
+    env_only.mkdir()
+    (env_only / "train.py").write_text("import os\nDEPTH = 8\nval_bpb = 1.0 + 1e-4 * int(os.environ['BILEVEL_SEED'])\n")
+    by_env = get_benchmark("autoresearch-gpt", {"checkout": str(env_only), "params": ["DEPTH:int:4:12"]})
+    assert not by_env.rewrite_seed and by_env.describe()["seed"] == "$BILEVEL_SEED"
+    assert by_env.objective(by_env.instances()[0], 7).evaluate({"DEPTH": 6}) == pytest.approx(1.0007)
+    with pytest.raises(BenchmarkError, match="cannot also be a searched param"):
+        get_benchmark("autoresearch-gpt", {"checkout": str(DATA / "autoresearch_standin"), "seed_name": "DEPTH"})

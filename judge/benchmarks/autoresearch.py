@@ -12,8 +12,14 @@ and runs it with ``python`` in the checkout (``PYTHONPATH`` = checkout) under
 ``timeout_s``. Whatever the script prints is ignored: a "val_bpb: 0.1" on
 stdout counts for nothing; a missing ``val_bpb`` fails the trial.
 
-An instance is a replicate name (``r0..r{n-1}``); the seed reaches the script
-as ``$BILEVEL_SEED``. Score: ``primary`` = the best trial's val_bpb (lower is
+An instance is a replicate name (``r0..r{n-1}``). The pair's seed reaches the
+script twice: as ``$BILEVEL_SEED`` and as the value of the script's top-level
+seed constant (option ``seed_name``, default ``SEED``), rewritten with the
+hyperparameter block. A script whose seed the judge cannot control is refused
+when the benchmark is built: one that neither assigns the seed constant nor
+reads ``BILEVEL_SEED``, or one that seeds with a literal
+(``torch.manual_seed(42)``), which would make every replicate the same task.
+Score: ``primary`` = the best trial's val_bpb (lower is
 better; no known bound); ``auc`` the mean best-so-far.
 """
 
@@ -38,6 +44,9 @@ DEFAULT_PARAMS = ("DEPTH:int:4:12", "MATRIX_LR:float:0.005:0.1:log", "EMBEDDING_
                   "UNEMBEDDING_LR:float:0.001:0.02:log", "SCALAR_LR:float:0.1:1.0:log",
                   "WEIGHT_DECAY:float:0.0:0.4", "WARMUP_RATIO:float:0.0:0.2", "WARMDOWN_RATIO:float:0.2:0.8")
 EMPTY_BPB = 100.0
+SEED_ENV = "BILEVEL_SEED"
+# a seeding call with a literal argument: torch.manual_seed(42), np.random.seed(0), random.seed(1337), ...
+_LITERAL_SEED = re.compile(r"\b(?:manual_seed|manual_seed_all|seed|set_seed|PRNGKey)\(\s*-?\d+\s*\)")
 EPILOGUE = """
 
 # --- appended by the bilevel judge: the metric goes to the judge's file, not stdout ---
@@ -66,6 +75,27 @@ def rewrite_block(source: str, config: Config) -> str:
     return source
 
 
+def check_seed_control(source: str, script: str, seed_name: str) -> bool:
+    """Whether the judge can set the script's seed; True when ``seed_name`` is assigned once at top level
+    (rewritten per pair), False when only ``$BILEVEL_SEED`` carries it. BenchmarkError otherwise."""
+    for lineno, line in enumerate(source.splitlines(), 1):
+        hit = _LITERAL_SEED.search(line.split("#", 1)[0])
+        if hit:
+            raise BenchmarkError(
+                f"autoresearch-gpt: {script} line {lineno} seeds with a literal ({hit.group(0)}), so every replicate "
+                f"would be the same task; use {seed_name} there and assign {seed_name} = <int> once at top level "
+                f"(the judge rewrites it with the pair's seed)")
+    assigned = len(re.findall(rf"^{re.escape(seed_name)}\s*=", source, re.MULTILINE))
+    if assigned == 1:
+        return True
+    if assigned == 0 and SEED_ENV in source:
+        return False
+    raise BenchmarkError(
+        f"autoresearch-gpt: the judge cannot control the seed of {script}: assign {seed_name} = <int> exactly once "
+        f"at top level (found {assigned}) and seed torch/numpy/random with it, or read ${SEED_ENV}; "
+        "option 'seed_name' names another constant")
+
+
 @dataclass(frozen=True)
 class AutoresearchObjective:
     """One (replicate, seed): rewrite, run, and read val_bpb from the judge's result file."""
@@ -77,6 +107,8 @@ class AutoresearchObjective:
     replicate: str
     seed: int
     timeout_s: float
+    seed_name: str = "SEED"
+    rewrite_seed: bool = True
 
     @property
     def space(self) -> Space:
@@ -84,11 +116,13 @@ class AutoresearchObjective:
 
     def evaluate(self, config: Config) -> float:
         source = (Path(self.checkout) / self.script).read_text(encoding="utf-8")
-        patched = rewrite_block(source, config) + EPILOGUE
+        check_seed_control(source, self.script, self.seed_name)  # the script may have changed since
+        block = {**config, self.seed_name: self.seed} if self.rewrite_seed else dict(config)
+        patched = rewrite_block(source, block) + EPILOGUE
         with tempfile.TemporaryDirectory(prefix="bilevel-gpt-") as tmp:
             path = Path(tmp) / Path(self.script).name
             path.write_text(patched, encoding="utf-8")
-            env = {"PYTHONPATH": self.checkout, "BILEVEL_SEED": str(self.seed), "BILEVEL_REPLICATE": self.replicate}
+            env = {"PYTHONPATH": self.checkout, SEED_ENV: str(self.seed), "BILEVEL_REPLICATE": self.replicate}
             result = run_trial([self.python, str(path)], {"config": config, "seed": self.seed}, self.timeout_s,
                                self.checkout, env, result_name="val_bpb.json")
         return read_number(result, "val_bpb")
@@ -98,7 +132,7 @@ class AutoresearchGPT(Benchmark):
     """GPT pretraining (val_bpb) through the user's autoresearch checkout; see the module docstring."""
 
     name = "autoresearch-gpt"
-    OPTIONS = ("checkout", "script", "python", "params", "replicates", "timeout_s")
+    OPTIONS = ("checkout", "script", "python", "params", "replicates", "timeout_s", "seed_name")
     SCORE_TEXT = "validation bits per byte of the best trial (read from the judge's result file), lower is better"
     SUGGESTED = {"inner": {"budget": 4},
                  "panels": {"search_instances": 1, "validation_instances": 2, "test_instances": 1,
@@ -106,7 +140,8 @@ class AutoresearchGPT(Benchmark):
                  "run": {"generations": 1, "candidates": 2}}
 
     def __init__(self, checkout: Any = None, script: Any = "train.py", python: Any = sys.executable,
-                 params: Any = DEFAULT_PARAMS, replicates: Any = 4, timeout_s: Any = 900.0) -> None:
+                 params: Any = DEFAULT_PARAMS, replicates: Any = 4, timeout_s: Any = 900.0,
+                 seed_name: Any = "SEED") -> None:
         if not isinstance(checkout, str) or not (Path(checkout).expanduser() / str(script)).is_file():
             raise BenchmarkError(f"autoresearch-gpt needs option 'checkout', the directory of your autoresearch clone "
                                  f"holding {script!r}; got {checkout!r}")
@@ -116,6 +151,13 @@ class AutoresearchGPT(Benchmark):
         self.space_ = Space(tuple(parse_param(p) for p in self.params))
         self.replicates = check_int(self.name, "replicates", replicates, 1, 1000)
         self.timeout_s = check_float(self.name, "timeout_s", timeout_s, 0.01, 86400.0)
+        if not isinstance(seed_name, str) or not seed_name.isidentifier():
+            raise BenchmarkError(f"autoresearch-gpt option 'seed_name' must be a Python name, got {seed_name!r}")
+        if seed_name in self.space_.names:
+            raise BenchmarkError(f"autoresearch-gpt: the seed constant {seed_name} cannot also be a searched param")
+        self.seed_name = seed_name
+        source = (Path(self.checkout) / self.script).read_text(encoding="utf-8")
+        self.rewrite_seed = check_seed_control(source, self.script, seed_name)
 
     def instances(self) -> list[Instance]:
         return [Instance(key=f"gpt-r{k}", group="gpt", data={"replicate": f"r{k}"}) for k in range(self.replicates)]
@@ -125,7 +167,8 @@ class AutoresearchGPT(Benchmark):
 
     def objective(self, instance: Instance, seed: int) -> AutoresearchObjective:
         return AutoresearchObjective(self.checkout, self.script, self.python, self.space_,
-                                     str(instance.data["replicate"]), int(seed), self.timeout_s)
+                                     str(instance.data["replicate"]), int(seed), self.timeout_s, self.seed_name,
+                                     self.rewrite_seed)
 
     def score(self, instance: Instance, result: InnerResult) -> RunScore:
         c = curve(result, EMPTY_BPB)
@@ -134,7 +177,9 @@ class AutoresearchGPT(Benchmark):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name,
                 "options": {"checkout": self.checkout, "script": self.script, "python": self.python,
-                            "params": list(self.params), "replicates": self.replicates, "timeout_s": self.timeout_s},
+                            "params": list(self.params), "replicates": self.replicates, "timeout_s": self.timeout_s,
+                            "seed_name": self.seed_name},
+                "seed": f"${SEED_ENV}" + (f" and {self.seed_name} in the rewritten block" if self.rewrite_seed else ""),
                 "versions": {"script_sha": _sha(Path(self.checkout) / self.script)},
                 "n_instances": self.replicates, "direction": "minimize", "space": self.space_.to_json(),
                 "objective": "val_bpb written by the judge's epilogue to the judge's result file",

@@ -12,10 +12,13 @@ SCALAR_LR = 0.5
 WEIGHT_DECAY = 0.2
 WARMUP_RATIO = 0.0
 WARMDOWN_RATIO = 0.5
+SEED = 42
 
 import math  # noqa: E402
 
-seed = int(os.environ.get("BILEVEL_SEED", "0"))
+if int(os.environ["BILEVEL_SEED"]) != SEED:  # the judge passes the pair's seed both ways
+    raise SystemExit("stand-in: $BILEVEL_SEED and SEED disagree")
+seed = SEED
 val_bpb = (1.0 + 0.02 * abs(DEPTH - 8) + 0.5 * abs(math.log(MATRIX_LR / 0.04)) + 0.1 * abs(math.log(EMBEDDING_LR / 0.6))
            + 0.05 * WEIGHT_DECAY + 0.1 * WARMUP_RATIO + 0.0001 * (seed % 7))
 if os.environ.get("STANDIN_FORGET"):
