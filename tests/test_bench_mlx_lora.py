@@ -41,3 +41,20 @@ def test_tiny_lora_trial_gives_per_domain_subscores() -> None:
     assert score.primary == value
     assert {"loss:code", "loss:math", "loss:chat", "retain:general"} <= set(score.subscores)
     assert score.primary == pytest.approx(np.mean([score.subscores[f"loss:{d}"] for d in ("code", "math", "chat")]))
+
+
+@pytest.mark.slow
+def test_subscores_come_from_the_recorded_trial_and_seeds_set_the_lora_weights() -> None:
+    bench = get_benchmark("mlx-lora", {"variants": 3, "proxy_scale": 1e-4})
+    inst = bench.instances()[1]
+    cfg = SPACE.sample(np.random.default_rng(1)) | {"iterations": 50, "grad_accum": 2, "learning_rate": 1e-4,
+                                                     "dropout": 0.0}
+    a, b = bench.objective(inst, 0).evaluate(cfg), bench.objective(inst, 1).evaluate(cfg)
+    assert bench.objective(inst, 0).evaluate(cfg) == a  # the pair's seed fixes everything, LoRA init included
+    assert a != b  # another seed: other LoRA weights and batches, another task
+    for value in (a, b):  # the seed-1 run came last; each recorded trial still gets its own losses
+        score = bench.score(inst, InnerResult((Trial(0, cfg, value, True, "base"),)))
+        assert score.primary == value
+        assert score.primary == pytest.approx(np.mean([score.subscores[f"loss:{d}"] for d in ("code", "math", "chat")]))
+    other = bench.score(inst, InnerResult((Trial(0, cfg, a + 1e-9, True, "base"),)))
+    assert "loss:code" not in other.subscores  # a value no trial produced gets no borrowed sub-scores

@@ -22,7 +22,8 @@ the tiny model, and through the model's tokenizer otherwise.
 Score (lower is better unless said otherwise): ``primary`` = the best trial's
 mean validation loss (nats per token) over the task domains; sub-scores
 ``loss:<domain>`` (lower is better) and ``retain:general`` = the general
-domain's loss (lower is better) of that trial: the judge's veto floors and
+domain's loss (lower is better) of that trial (found by its config and exact recorded
+value, never by config alone: two seeds differ): the judge's veto floors and
 sub-score regression caps work on them (give their direction, "lower").
 """
 
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bilevel.inner.objective import ObjectiveError
-from bilevel.inner.records import InnerResult
+from bilevel.inner.records import InnerResult, Trial
 from bilevel.inner.space import Config, FloatParam, IntParam, Space
 from bilevel.judge.benchmarks import textsources as ts
 from bilevel.judge.benchmarks.base import Benchmark, Instance, RunScore
@@ -111,8 +112,7 @@ class LoraObjective:
         return tok[:need].reshape(n, SEQ_LEN + 1)
 
     def evaluate(self, config: Config) -> float:
-        losses = self.run(config)
-        return float(np.mean([losses[d] for d in TASK_DOMAINS]))
+        return task_loss(self.run(config))
 
     def run(self, config: Config) -> dict[str, float]:
         """Per-domain validation losses (nats per token) after fine-tuning with ``config``."""
@@ -133,10 +133,10 @@ class LoraObjective:
             steps = max(1, round(int(config["iterations"]) * self.proxy_scale))
         model.freeze()
         depth = len(model.layers)
+        mx.random.seed(self.seed)  # before the LoRA layers: their initial weights are the pair's, not the process's
         linear_to_lora_layers(model, min(int(config["layers"]), depth),
                               {"rank": int(config["rank"]), "scale": float(config["alpha"]) / int(config["rank"]),
                                "dropout": float(config["dropout"])})
-        mx.random.seed(self.seed)
         rng = np.random.default_rng(self.seed)
         shares = domain_shares(config)
         names = list(shares)
@@ -165,11 +165,36 @@ class LoraObjective:
             out[d] = float(loss.item())
         if not all(math.isfinite(v) for v in out.values()):
             raise ObjectiveError(f"training diverged (non-finite loss) with {config!r}")
-        _LOSSES[(self.variant, self.seed, repr(sorted(config.items())))] = out
+        _LOSSES[_trial_key(self.variant, config, task_loss(out))] = out
         return out
 
 
-_LOSSES: dict[tuple[int, int, str], dict[str, float]] = {}
+def task_loss(losses: dict[str, float]) -> float:
+    """The trial's value: the mean validation loss over the task domains."""
+    return float(np.mean([losses[d] for d in TASK_DOMAINS]))
+
+
+def _trial_key(variant: int, config: Config, value: float) -> str:
+    """A trial as it is recorded (variant, config, exact value): the recorded trial carries no seed, and two
+    seeds of one config give different values, so the value tells the seeds apart."""
+    return repr((variant, sorted(config.items()), float(value).hex()))
+
+
+# the per-domain losses of this process's trials, keyed by :func:`_trial_key`
+_LOSSES: dict[str, dict[str, float]] = {}
+
+
+def trial_subscores(variant: int, trial: Trial) -> dict[str, float]:
+    """Sub-scores of one recorded trial: its per-domain losses, found by its config and exact value and
+    checked against that value (empty when this process did not run it)."""
+    if trial.score is None:
+        return {}
+    losses = _LOSSES.get(_trial_key(variant, trial.config, trial.score))
+    if losses is None or task_loss(losses) != trial.score:
+        return {}
+    subs = {f"loss:{d}": v for d, v in losses.items() if d in TASK_DOMAINS}
+    subs["retain:general"] = losses["general"]
+    return subs
 
 
 def _tree_add(a: Any, b: Any) -> Any:
@@ -224,13 +249,7 @@ class MlxLora(Benchmark):
         c = curve(result, EMPTY_LOSS)
         subs: dict[str, float] = {"auc": c.auc}
         if c.best_trial is not None:
-            losses = None
-            for (variant, _seed, cfg), value in _LOSSES.items():
-                if variant == instance.data["variant"] and cfg == repr(sorted(c.best_trial.config.items())):
-                    losses = value
-            if losses is not None:
-                subs.update({f"loss:{d}": v for d, v in losses.items() if d in TASK_DOMAINS})
-                subs["retain:general"] = losses["general"]
+            subs.update(trial_subscores(int(instance.data["variant"]), c.best_trial))
         return RunScore(c.best, subs)
 
     def describe(self) -> dict[str, Any]:
