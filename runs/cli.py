@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="the model of both loops, backend:model (ollama:qwen2.5:7b, anthropic:claude-..., "
                      "mlx:/path, scripted:demo); selects the LLM author and the LLM proposer")
     run.add_argument("--author-model", help="ablation only: another model for the author (recorded in the run)")
+    run.add_argument("--adapter", type=Path, metavar="DIR",
+                     help="a LoRA adapter (`bilevel tune`) for the mlx model; its hash is recorded ([llm] adapter)")
     run.add_argument("--library", type=Path, action="append", default=[], metavar="FILE",
                      help="add your mechanism file to the author's library (repeatable; also [run] library)")
     add_store_argument(run)
@@ -84,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     add_store_argument(show)
 
     export = sub.add_parser("export", help="write results.tsv of a run (and only what else is asked for)")
-    export.add_argument("run_id")
+    export.add_argument("run_id", nargs="+", metavar="RUN",
+                        help="the run (several runs only with --finetune alone)")
     export.add_argument("--out", type=Path,
                         help="results.tsv, one row per judged candidate (the default when nothing else is asked)")
     export.add_argument("--trials", type=Path, metavar="FILE.csv",
@@ -94,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--sampler", type=Path, help="also write a kept stack as an optuna sampler file")
     export.add_argument("--optunahub", type=Path, metavar="DIR",
                         help="also write a kept stack as an OptunaHub sampler package into DIR")
+    export.add_argument("--finetune", type=Path, metavar="DIR",
+                        help="write the runs' judged author answers and proposer choices as fine-tuning data "
+                             "(mlx-lm chat JSONL, preference pairs, manifest; no sealed-test data) into DIR")
     export.add_argument("--coco", type=Path, metavar="DIR",
                         help="also write COCO data (cocoex.Observer) of the stack and the baseline on the "
                              "test panel into DIR, for `python -m cocopp DIR/*` (bbob runs; bilevel[coco])")
@@ -136,6 +142,8 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         run.setdefault("author", "llm")
     if args.author_model:
         llm["author_model"] = args.author_model
+    if getattr(args, "adapter", None) is not None:
+        llm["adapter"] = str(args.adapter)
     out: dict[str, Any] = {"run": run}
     if llm:
         out["llm"] = llm
@@ -153,6 +161,9 @@ def _print_summary(lines: Sequence[str]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = with_paths(load_spec(args.spec, _run_overrides(args)), args.spec, args.library)
+    from bilevel.runs.finetune import pin_adapter  # the tuned author's adapter and its hash (issue 16)
+
+    spec = pin_adapter(spec)
     library = library_mechanisms(spec)
     setup = check_new_run(spec)  # before the store exists: a failed check leaves nothing behind
     store = Store.in_dir(args.store)
@@ -249,6 +260,18 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = open_existing(args.store)
+    if args.finetune is not None:  # issue 16: one or more runs as training data
+        from bilevel.runs.finetune_export import write_finetune
+
+        for line in write_finetune(store, args.run_id, args.finetune):
+            print(line)
+    others = (args.out, args.recipe, args.sampler, args.optunahub, args.trials, args.coco)
+    if args.finetune is not None and all(a is None for a in others):
+        return 0
+    if len(args.run_id) > 1:
+        raise CliError(f"export got {len(args.run_id)} runs: several runs go only with --finetune alone; "
+                       "give one run for --out/--recipe/--sampler/--optunahub/--trials/--coco")
+    args.run_id = args.run_id[0]
     store.run(args.run_id)
     asked = (args.recipe, args.sampler, args.optunahub, args.trials, args.coco)
     out = args.out if args.out is not None or any(a is not None for a in asked) else Path("results.tsv")

@@ -33,8 +33,10 @@ def chat_settings(spec: RunSpec, level: str = "inner") -> ChatSettings:
 
 def _ref(spec: RunSpec, name: str, level: str = "inner") -> ModelRef:
     llm = spec["llm"]
-    return model_ref(name, chat_settings(spec, level), llm["prices"],
-                     {"stream": "true" if llm["stream"] else "false"})
+    options = {"stream": "true" if llm["stream"] else "false"}
+    if llm.get("adapter") and name.startswith("mlx:"):  # the tuned author (issue 16)
+        options.update({"adapter": llm["adapter"], "adapter_hash": llm.get("adapter_hash", "")})
+    return model_ref(name, chat_settings(spec, level), llm["prices"], options)
 
 
 def inner_model(spec: RunSpec) -> ModelRef | None:
@@ -133,7 +135,8 @@ def ledger_lines(ledger: dict[str, dict[str, Any]], spec: dict[str, Any]) -> lis
     """The ledger as lines for ``bilevel show``: per level, calls, tokens, dollars, model seconds, caps."""
     llm = spec.get("llm", {})
     lines = [f"model: {llm.get('model') or '(none)'}"
-             + (f"; author model: {llm['author_model']} (ablation)" if llm.get("author_model") else "")]
+             + (f"; author model: {llm['author_model']} (ablation)" if llm.get("author_model") else "")
+             + (f"; adapter: {llm['adapter']} (sha256 {llm.get('adapter_hash', '')[:16]})" if llm.get("adapter") else "")]
     for level in LEVELS:
         used = ledger.get(level, {})
         caps = [f"{k.split('_max_')[1]}<={llm[k]:g}" for k in sorted(llm) if k.startswith(f"{level}_max_") and llm[k]]

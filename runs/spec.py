@@ -36,7 +36,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             # a mechanism answer runs to 2k tokens and more, so the author gets room and time for one.
             "author_answer_tokens": 8192, "author_timeout_s": 600.0, "author_temperature": 0.0,
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
-            "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0},
+            "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0,
+            # a LoRA adapter of the mlx model (`bilevel tune`); its hash is recorded when the run starts
+            "adapter": "", "adapter_hash": ""},
     "sandbox": {"call_timeout_s": 2.0, "run_timeout_s": 120.0, "memory_bytes": 1 << 30},
 }
 

@@ -49,4 +49,5 @@ MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.judge",
     "bilevel.runs.commands.calibrate",
     "bilevel.runs.commands.best",
+    "bilevel.runs.commands.tune",
 )
