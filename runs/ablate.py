@@ -57,6 +57,7 @@ class Group:
     level15: bool = False
     author: str | None = None  # None: the study's author; "none": no Level 2 author
     mechanism: str | None = None  # fixed groups: the one control mechanism (None: the baseline)
+    adapter: bool = False  # the study's [llm] adapter (the tuned author); other groups run the base model
 
 
 GROUPS: tuple[Group, ...] = (
@@ -69,6 +70,9 @@ GROUPS: tuple[Group, ...] = (
     Group("offline", "offline author (blind baseline for LLM)", outer=True, level15=True,
           author="offline"),
 )
+TUNED = Group("tuned", "+ Level 1.5 and Level 2, tuned author (LoRA adapter)", outer=True, level15=True,
+              adapter=True)
+"""The study arm of issue 16: group C with the spec's ``[llm] adapter``; added when the spec names one."""
 
 
 class NoAuthor:
@@ -154,7 +158,8 @@ def run_ablation(store: Store, base: RunSpec, repeats: int, groups: tuple[Group,
                 continue
             progress(f"repeat {r + 1}/{repeats}: group {g.name} ({g.label})")
             author = g.author if g.author not in (None, "none") else study_author
-            spec = RunSpec(merge(data, {"run": {"level15": g.level15, "author": author}}, "ablation"))
+            llm = {} if g.adapter else {"adapter": "", "adapter_hash": ""}  # only the tuned arm has the adapter
+            spec = RunSpec(merge(data, {"run": {"level15": g.level15, "author": author}, "llm": llm}, "ablation"))
             run_id = create_run(store, spec)
             store.recorder(run_id).record_event("ablation", "ablation", {"group": g.name, "repeat": r,
                                                                          "label": g.label})

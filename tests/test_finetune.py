@@ -41,7 +41,8 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
 
 @pytest.mark.slow
 def test_export_finetune_data_has_no_test_data_and_mlx_lm_reads_it(two_runs: tuple[Path, list[str]],
-                                                                   tmp_path: Path) -> None:
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     store, runs = two_runs
     out = tmp_path / "data"
     assert main(["export", *runs, "--store", str(store), "--finetune", str(out)]) == 0
@@ -106,8 +107,29 @@ def test_export_finetune_data_has_no_test_data_and_mlx_lm_reads_it(two_runs: tup
     tuned = s2.run_ids()[-1]
     spec = load_history(s2, tuned).spec
     assert spec["llm"]["adapter"] == str(adapter.resolve()) and spec["llm"]["adapter_hash"] == digest
+    capsys.readouterr()
+    assert main(["show", tuned, "--store", str(tmp_path / "s2")]) == 0
+    assert f"adapter: {adapter.resolve()} (sha256 {digest[:16]})" in capsys.readouterr().out
+    recipe = tmp_path / "tuned.recipe.json"
+    assert main(["export", tuned, "--store", str(tmp_path / "s2"), "--recipe", str(recipe)]) == 0
+    assert digest in recipe.read_text()  # the recipe carries the spec, adapter hash included
     author_calls = s2.llm_calls(tuned, "author")
     assert author_calls and all(c["model"].startswith("mlx:") or str(model) in c["model"] for c in author_calls)
+
+    # the study arm: base author (group C) against the tuned one on the same panels
+    study = tmp_path / "study.toml"
+    study.write_text(SPEC.read_text().replace("generations = 3", "generations = 1").replace("candidates = 3",
+                     "candidates = 1") + f'\n[llm]\nmodel = "scripted:{script}"\nauthor_model = "mlx:{model}"\n'
+                     "author_answer_tokens = 8\nauthor_repairs = 0\n")
+    capsys.readouterr()
+    assert main(["ablate", "--spec", str(study), "--store", str(tmp_path / "s3"), "--repeats", "1",
+                 "--groups", "C,tuned", "--adapter", str(adapter)]) == 0
+    table = capsys.readouterr().out
+    assert any(line.startswith("tuned ") for line in table.splitlines()), table
+    s3 = Store.in_dir(tmp_path / "s3")
+    arms = {ev["group"]: rid for rid in s3.run_ids() for ev in s3.events(rid, "ablation")}
+    assert load_history(s3, arms["C"]).spec["llm"]["adapter"] == ""  # the base author
+    assert load_history(s3, arms["tuned"]).spec["llm"]["adapter_hash"] == digest
 
 
 def _tiny_model(path: Path) -> Path:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bilevel.runs.ablate import ABLATE_DEFAULTS, GROUPS, run_ablation
+from bilevel.runs.ablate import ABLATE_DEFAULTS, GROUPS, TUNED, run_ablation
 from bilevel.runs.commands import add_store_argument
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import SpecError, load_spec
@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, help="trials per inner run")
     parser.add_argument("--workers", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--model", help="the model of both loops (as `bilevel run --model`)")
+    parser.add_argument("--adapter", type=Path, metavar="DIR",
+                        help="a LoRA adapter of the mlx model (`bilevel tune`): adds the group 'tuned', the tuned "
+                             "author against the base author of group C on the same panels")
     parser.add_argument("--groups", help=f"comma-separated subset of {','.join(g.name for g in GROUPS)} "
                                          "(A and one outer group are always needed)")
     add_store_argument(parser)
@@ -36,6 +40,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
                              ("generations", args.generations), ("candidates", args.candidates),
                              ("workers", args.workers)) if v is not None}
     out: dict[str, Any] = {"run": run}
+    llm = {k: v for k, v in (("model", getattr(args, "model", None)),
+                             ("adapter", str(args.adapter) if getattr(args, "adapter", None) else None)) if v}
+    if llm:
+        out["llm"] = llm
+        if "model" in llm:
+            run.setdefault("author", "llm")
     if args.budget is not None:
         out["inner"] = {"budget": args.budget}
     return out
@@ -48,13 +58,18 @@ def run(args: argparse.Namespace) -> int:
         spec = load_spec(args.spec, _overrides(args))
     else:
         spec = load_spec(None, _layered(args))
-    groups = GROUPS
+    from bilevel.runs.finetune import pin_adapter  # the tuned-author arm (issue 16)
+
+    spec = pin_adapter(spec)
+    every = GROUPS + ((TUNED,) if spec["llm"]["adapter"] else ())
+    groups = every
     if args.groups:
         wanted = [g.strip() for g in args.groups.split(",") if g.strip()]
-        unknown = sorted(set(wanted) - {g.name for g in GROUPS})
+        unknown = sorted(set(wanted) - {g.name for g in every})
         if unknown:
-            raise SpecError(f"unknown groups {unknown}; groups are {', '.join(g.name for g in GROUPS)}")
-        groups = tuple(g for g in GROUPS if g.name in wanted or g.name == "A")
+            raise SpecError(f"unknown groups {unknown}; groups are {', '.join(g.name for g in every)}"
+                            + ("" if spec["llm"]["adapter"] else " ('tuned' needs --adapter)"))
+        groups = tuple(g for g in every if g.name in wanted or g.name == "A")
     store = Store.in_dir(args.store)
     print(f"ablation: {spec['run']['benchmark']}, author {spec['run']['author']}, {args.repeats} repeats, "
           f"groups {', '.join(g.name for g in groups)}", flush=True)
