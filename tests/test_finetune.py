@@ -142,3 +142,34 @@ def _tiny_model(path: Path) -> Path:
                             "{% if add_generation_prompt %}assistant: {% endif %}")
     (path / "tokenizer_config.json").write_text(json.dumps(cfg))
     return path
+
+
+def test_adapter_bad_input_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from bilevel.inner.chat import ChatConfigError
+    from bilevel.outer.llm import model_ref
+    from bilevel.outer.llm.mlx_backend import MlxModel
+    from bilevel.runs.finetune import TuneError, pin_adapter, tune
+    from bilevel.runs.spec import load_spec
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    with pytest.raises(TuneError, match="not an mlx-lm adapter folder"):
+        pin_adapter(load_spec(None, {"llm": {"model": "mlx:/m", "adapter": str(adapter)}}))
+    (adapter / "adapters.safetensors").write_bytes(b"weights")
+    (adapter / "adapter_config.json").write_text("{}")
+    with pytest.raises(TuneError, match="needs an mlx model"):
+        pin_adapter(load_spec(None, {"llm": {"model": "scripted:demo", "adapter": str(adapter)}}))
+    pinned = pin_adapter(load_spec(None, {"llm": {"model": "mlx:/m", "adapter": str(adapter)}}))
+    recorded = pinned["llm"]["adapter_hash"]
+    assert len(recorded) == 64
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    ref = model_ref(f"mlx:{model_dir}", options={"adapter": str(adapter), "adapter_hash": recorded})
+    assert MlxModel(ref).adapter == str(adapter)
+    (adapter / "adapters.safetensors").write_bytes(b"other weights")  # changed under a recorded run
+    with pytest.raises(ChatConfigError, match="changed since the run recorded it"):
+        MlxModel(ref)
+    (model_dir / "config.json").write_text('{"num_hidden_layers": 1}')
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TuneError, match="no examples in train.jsonl"):
+        tune(tmp_path / "empty", model_dir, tmp_path / "out")
