@@ -89,7 +89,7 @@ def test_export_finetune_data_has_no_test_data_and_mlx_lm_reads_it(two_runs: tup
     assert len(tokens) > 100 and offset == 0
 
     adapter = tmp_path / "adapter"
-    assert main(["tune", "--data", str(out), "--model", f"mlx:{model}", "--out", str(adapter), "--iters", "1",
+    assert main(["tune", "--data", str(out), "--model", f"mlx:{model}", "--out", str(adapter), "--iters", "2",
                  "--max-seq-length", "128"]) == 0
     assert (adapter / "adapters.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
     from bilevel.runs.finetune import adapter_hash
