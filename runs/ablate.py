@@ -13,7 +13,11 @@ Groups (each evaluated on the sealed test panel, paired with group A):
 
 Each repeat uses its own outer seed and its own panel split (the panel salt
 gets the repeat number), so repeats are independent samples of instances,
-seeds and outer-loop randomness. Every outer run is an ordinary run in the
+seeds and outer-loop randomness. The repeat is the unit of the table
+(``judge.power``): per-repeat means, a t interval and an exact sign-flip test
+across repeats, the minimum detectable effect at the observed spread, and a
+``power:`` line saying when the study cannot detect effects of the size it
+reports. Every outer run is an ordinary run in the
 store (with an ``ablation`` event naming its group and repeat): it can be
 shown, compared, reported and replayed.
 """
@@ -28,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from bilevel.judge.power import RepeatStats, repeat_stats
 from bilevel.judge.stack import Mechanism, Stack
-from bilevel.judge.stats import paired_bootstrap_ci, paired_sign_test
 from bilevel.mechanisms.library import load_source
 from bilevel.outer.authors.base import AuthorContext, Candidate
 from bilevel.runs.driver import create_run, execute
@@ -86,7 +90,8 @@ class NoAuthor:
 
 @dataclass(frozen=True)
 class Row:
-    """A group's result over all repeats: pooled paired differences against group A on the test panels."""
+    """A group's result over all repeats: each repeat's paired differences against group A on that
+    repeat's test panel. The repeat (an outer run with its own seed and panels) is the unit."""
 
     group: Group
     diffs: tuple[float, ...]
@@ -95,12 +100,10 @@ class Row:
     runs: tuple[str, ...]
     note: str = ""
 
-    def stats(self) -> tuple[float, float, float, float]:
-        """(mean, ci_low, ci_high, sign-test p) of the pooled paired improvements over A."""
-        if not self.diffs:
-            return math.nan, math.nan, math.nan, math.nan
-        mean, low, high = paired_bootstrap_ci(np.array(self.diffs), 0.95, 2000, seed=0)
-        return mean, low, high, paired_sign_test(np.array(self.diffs))
+    def stats(self) -> RepeatStats | None:
+        """Mean over repeats of the per-repeat mean improvement over A, its t interval, the exact
+        sign-flip p across repeats and the minimum detectable effect; None without repeats."""
+        return repeat_stats(self.repeat_means) if self.repeat_means else None
 
 
 @dataclass(frozen=True)
@@ -110,20 +113,42 @@ class AblationResult:
     wall_s: float
 
     def table(self) -> list[str]:
-        """One line per group: mean improvement over A, its 95% interval, the sign-test p against A."""
+        """One line per group against A, then what the study can and cannot detect."""
         head = f"{'group':<8} {'description':<60} {'n':>3} {'pairs':>5} {'mean':>8} {'ci_low':>8} {'ci_high':>8} " \
-               f"{'p_vs_A':>7} {'sd_rep':>7} {'kept':>5}"
+               f"{'p_vs_A':>7} {'sd_rep':>7} {'mde':>7} {'kept':>5}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            mean, low, high, p = r.stats()
-            sd = float(np.std(r.repeat_means, ddof=1)) if len(r.repeat_means) > 1 else math.nan
+            st = r.stats()
+            nan = math.nan
+            mean, low, high, p, sd, mde = (st.mean, st.low, st.high, st.p, st.sd, st.mde) if st else (nan,) * 6
             kept = f"{np.mean(r.kept):.1f}" if r.kept else "-"
             p_text = "-" if r.group.name == "A" else _f(p, ".3g")
             lines.append(f"{r.group.name:<8} {r.group.label + r.note:<60} {len(r.repeat_means):>3} "
-                         f"{len(r.diffs):>5} {_f(mean)} {_f(low)} {_f(high)} {p_text:>7} {_f(sd, '.4f', 7)} {kept:>5}")
-        lines.append("improvement = A score - group score on the sealed test panel (positive is better), pooled over "
-                     "repeats; 95% paired bootstrap CI; p_vs_A: exact two-sided sign test; kept: stacks kept per run")
+                         f"{len(r.diffs):>5} {_f(mean)} {_f(low)} {_f(high)} {p_text:>7} {_f(sd, '.4f', 7)} "
+                         f"{_f(mde, '.4f', 7)} {kept:>5}")
+        lines.append("improvement = A score - group score on the sealed test panel (positive is better); unit: the "
+                     "outer run (repeat): mean of per-repeat means, 95% t interval over repeats; p_vs_A: exact "
+                     "two-sided sign-flip test across repeats; mde: minimum detectable effect (5% two-sided, "
+                     "80% power) at the observed spread; kept: stacks kept per run")
+        lines.append(self.power_line())
         return lines
+
+    def power_line(self) -> str:
+        """Whether the study can detect effects of the size it reports, in words."""
+        rows = [(r, r.stats()) for r in self.rows if r.group.name != "A" and r.repeat_means]
+        if self.repeats < 2:
+            return ("power: one repeat gives no spread across outer runs: no test, no interval and no minimum "
+                    "detectable effect; run --repeats 3 or more")
+        if all(st is not None and st.sd == 0.0 and st.mean == 0.0 for _, st in rows):
+            return ("power: every group matched A on every repeat (nothing was kept or nothing changed a score): "
+                    "this study measured no effect and cannot say how large an effect it could detect")
+        blind = [r.group.name for r, st in rows if st is not None and not st.detectable]
+        smallest = min((2.0 / 2**self.repeats), 1.0)
+        floor = f"; with {self.repeats} repeats the smallest possible p is {smallest:.3g}"
+        if blind:
+            return (f"power: this study cannot detect effects of the size it reports for {', '.join(blind)} "
+                    f"(|mean| below the minimum detectable effect){floor}; the mde shrinks as 1/sqrt(repeats)")
+        return f"power: every reported effect is at least its minimum detectable effect{floor}"
 
 
 def _f(x: float, fmt: str = "+.4f", width: int = 8) -> str:

@@ -4,8 +4,10 @@ The stack comes from a run (by its id in ``bilevel lineage``) or a sampler/
 recipe file's sources; the benchmark may be the run's or another one (a
 transfer test), with its own options. Both the stack and the baseline inner
 loop run with the run's inner settings (budget, search config) on every
-(instance, seed) pair, and the paired improvement gets its bootstrap
-interval and a sign test, exactly as a verdict would.
+(instance, seed) pair, and the paired improvement gets the judge's cluster
+bootstrap interval (groups, then instances, then seeds; the unit printed as
+``ci_unit``) and a sign test that drops ties and differences within
+``SIGN_TOLERANCE`` (and says how many), exactly as a verdict would.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from bilevel.judge.benchmarks.base import Instance
 from bilevel.judge.evaluate import EvalResult
 from bilevel.judge.panels import PanelEntry
 from bilevel.judge.stack import Stack
-from bilevel.judge.stats import paired_bootstrap_ci, paired_sign_test
+from bilevel.judge.stats import hierarchical_bootstrap_ci, sign_test
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.runs.driver import inner_settings, judge_setup
 from bilevel.runs.history import load_history
@@ -40,17 +42,23 @@ class ReplayResult:
     ci_high: float
     p_sign: float
     wins: int
+    ci_unit: str = "pair"
+    losses: int = 0
+    dropped: int = 0
 
     def lines(self) -> list[str]:
         out = [f"stack: {self.stack}", f"benchmark: {self.benchmark}", f"pairs: {len(self.pairs)}",
                f"improvement: {self.mean:+.4f}", f"ci: [{self.ci_low:+.4f}, {self.ci_high:+.4f}]",
-               f"sign_test_p: {self.p_sign:.4g}", f"wins: {self.wins}/{len(self.pairs)}", "per pair:"]
+               f"ci_unit: {self.ci_unit}",
+               f"sign_test_p: {self.p_sign:.4g} ({self.dropped} ties within {SIGN_TOLERANCE:g} dropped)",
+               f"wins: {self.wins}/{len(self.pairs)}", f"losses: {self.losses}/{len(self.pairs)}", "per pair:"]
         out.extend(f"  {k}\tbaseline={b:.4f}\tstack={s:.4f}\tgain={b - s:+.4f}" for k, b, s in self.pairs)
         return out
 
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "benchmark": self.benchmark, "mean": self.mean, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "p_sign": self.p_sign, "wins": self.wins,
+                "ci_high": self.ci_high, "ci_unit": self.ci_unit, "p_sign": self.p_sign, "wins": self.wins,
+                "losses": self.losses, "dropped": self.dropped,
                 "pairs": [list(p) for p in self.pairs]}
 
 
@@ -113,9 +121,14 @@ def replay_stack(store: Store, run_id: str, stack_id: str | None, benchmark: str
     return paired_result(stack.describe(), name, base, mine)
 
 
+SIGN_TOLERANCE = 1e-9  # differences this small are ties (a 1e-12 nudge is not a win)
+
+
 def paired_result(label: str, benchmark: str, base: list[EvalResult], mine: list[EvalResult]) -> ReplayResult:
     diffs = np.array([b.primary - m.primary for b, m in zip(base, mine, strict=True)])
-    mean, low, high = paired_bootstrap_ci(diffs, 0.95, 2000, seed=0)
+    ci = hierarchical_bootstrap_ci(diffs, [b.group for b in base], [b.instance for b in base], 0.95, 2000, seed=0)
+    sign = sign_test(diffs, SIGN_TOLERANCE)
     return ReplayResult(label, benchmark,
                         tuple((f"{b.instance}@{b.seed}", b.primary, m.primary) for b, m in zip(base, mine, strict=True)),
-                        mean, low, high, paired_sign_test(diffs), int(np.sum(diffs > 0)))
+                        ci.mean, ci.low, ci.high, sign.p, int(np.sum(diffs > SIGN_TOLERANCE)), ci.unit,
+                        int(np.sum(diffs < -SIGN_TOLERANCE)), sign.n_dropped)

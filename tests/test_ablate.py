@@ -37,12 +37,13 @@ def test_ablation_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     rows = {line.split()[0]: line for line in table[2:] if line and line.split()[0] in {"A", "B", "sham", "offline"}}
     assert set(rows) == {"A", "B", "sham", "offline"}
     c_row = next(line for line in table[2:] if line.startswith("C "))
-    assert c_row.split()[-6:] == rows["offline"].split()[-6:]  # the offline control is C here
-    assert rows["A"].split()[-6:-3] == ["+0.0000", "+0.0000", "+0.0000"]  # A against itself: mean, CI
+    assert c_row.split()[-7:] == rows["offline"].split()[-7:]  # the offline control is C here
+    assert rows["A"].split()[-7:-4] == ["+0.0000", "+0.0000", "+0.0000"]  # A against itself: mean, CI
     n_pairs = 2 * 4  # two repeats of a 4-pair test panel
     for name in ("A", "B", "sham"):
         assert re.search(rf"\s2\s+{n_pairs}\s", rows[name]), rows[name]
-    assert re.search(r"\s(0?\.\d+|1)\s", rows["sham"])  # a sign-test p against A
+    assert re.search(r"\s(0?\.\d+|1)\s", rows["sham"])  # a sign-flip p against A, across the 2 repeats
+    assert re.search(r"^power: ", out, re.M)  # what the study can and cannot detect
     assert "= C (offline study)" in out
     store = Store.in_dir(tmp_path)
     groups = [store.events(r, "ablation")[0]["group"] for r in store.run_ids()]
