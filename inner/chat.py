@@ -53,6 +53,11 @@ class ReplayDivergence(ChatError):
     """The replay backend has no recorded answer for a request: the code or the inputs changed."""
 
 
+# Anthropic's prompt-cache prices relative to the input price (5-minute cache): writes cost 1.25x, reads 0.1x.
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
+
+
 @dataclass(frozen=True)
 class ChatSettings:
     """How a model is called; recorded with every call."""
@@ -107,6 +112,8 @@ class ChatReply:
     tokens_out: int
     model: str  # the model the server says answered
     truncated: bool = False  # the answer was cut at max_tokens (stop_reason max_tokens, done_reason length)
+    cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache (Anthropic)
+    cache_read_tokens: int = 0  # prompt tokens read from it; neither is counted in ``tokens_in``
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,8 @@ class CallRecord:
     prompt_version: str = ""
     replayed: bool = False
     truncated: bool = False  # the backend said the answer was cut at ``settings["max_tokens"]``
+    cache_write_tokens: int = 0  # prompt-cache writes and reads (Anthropic), priced apart from ``tokens_in``
+    cache_read_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -190,8 +199,12 @@ class ModelRef:
             raise ChatConfigError(f"factory {self.factory!r} returned {type(made).__name__}, not a ChatModel")
         return made
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return (tokens_in * self.prices[0] + tokens_out * self.prices[1]) / 1e6
+    def cost(self, tokens_in: int, tokens_out: int, cache_write: int = 0, cache_read: int = 0) -> float:
+        """US dollars of one call: input and output tokens at their prices; prompt-cache writes at
+        :data:`CACHE_WRITE_FACTOR` and reads at :data:`CACHE_READ_FACTOR` times the input price."""
+        return (tokens_in * self.prices[0] + tokens_out * self.prices[1]
+                + cache_write * self.prices[0] * CACHE_WRITE_FACTOR + cache_read * self.prices[0] * CACHE_READ_FACTOR
+                ) / 1e6
 
     def to_json(self) -> dict[str, Any]:
         return {"spec": self.spec, "settings": self.settings.to_json(), "factory": self.factory,
@@ -269,14 +282,17 @@ class Caller:
         text = reply.text if reply else ""
         tin = reply.tokens_in if reply else 0
         tout = reply.tokens_out if reply else 0
+        cw = reply.cache_write_tokens if reply else 0
+        cr = reply.cache_read_tokens if reply else 0
         record = CallRecord(key=key, occurrence=occurrence, level=request.level, context=request.context,
                             model=self.ref.spec, settings=settings.to_json(), system=request.system,
                             messages=request.messages, response=text, tokens_in=tin, tokens_out=tout,
-                            latency_s=round(latency, 6), cost_usd=self.ref.cost(tin, tout),
+                            latency_s=round(latency, 6), cost_usd=self.ref.cost(tin, tout, cw, cr),
                             error=str(error) if error else "", error_kind=type(error).__name__ if error else "",
                             prompt_version=request.prompt_version,
                             replayed=self.ref.backend == "replay",
-                            truncated=bool(reply.truncated) if reply else False)
+                            truncated=bool(reply.truncated) if reply else False,
+                            cache_write_tokens=cw, cache_read_tokens=cr)
         self.records.append(record)
         if self.sink is not None:
             self.sink(record)

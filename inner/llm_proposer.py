@@ -36,7 +36,8 @@ from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, Space, SpaceError
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
-PROMPT_VERSION = "proposer_v1"
+PROMPT_VERSION = "proposer_v1"  # one proposal per call
+BATCH_PROMPT_VERSION = "proposer_batch_v1"  # several proposals per call ([llm] proposals_per_call > 1)
 HISTORY_SHOWN = 8
 FALLBACK_SUFFIX = "-fallback"
 
@@ -111,6 +112,43 @@ def parse_proposal(text: str, space: Space, incumbent: Config, frozen: set[str])
     data = _extract_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("changes"), dict):
         raise ProposalRejected('the answer must be {"changes": {...}, "hypothesis": "..."}')
+    return apply_proposal(data, space, incumbent, frozen)
+
+
+def parse_batch(text: str, space: Space, incumbent: Config, frozen: set[str],
+                wanted: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The usable proposals of a batch answer (``{"proposals": [...]}``), each checked against the
+    incumbent now, and why each unusable one was dropped; ProposalRejected when none is usable."""
+    data = _extract_json(text)
+    items = data.get("proposals") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ProposalRejected('the answer must be {"proposals": [{"changes": {...}, "hypothesis": "..."}, ...]}')
+    usable: list[dict[str, Any]] = []
+    dropped: list[str] = []
+    seen: list[Config] = []
+    for i, item in enumerate(items[:wanted]):
+        try:
+            if not isinstance(item, dict) or not isinstance(item.get("changes"), dict):
+                raise ProposalRejected('each proposal must be {"changes": {...}, "hypothesis": "..."}')
+            config, _, _ = apply_proposal(item, space, incumbent, frozen)
+            if config in seen:
+                raise ProposalRejected("repeats an earlier proposal of the batch")
+        except ProposalRejected as exc:
+            dropped.append(f"#{i + 1}: {exc}")
+            continue
+        seen.append(config)
+        usable.append(item)
+    if len(items) > wanted:
+        dropped.append(f"{len(items) - wanted} proposals beyond the {wanted} asked for")
+    if not usable:
+        raise ProposalRejected("no usable proposal: " + "; ".join(dropped)[:400])
+    return usable, dropped
+
+
+def apply_proposal(data: dict[str, Any], space: Space, incumbent: Config,
+                   frozen: set[str]) -> tuple[Config, str, list[str]]:
+    """One proposal (``{"changes": {...}, "hypothesis": "..."}``) applied to ``incumbent``: the config,
+    hypothesis and repairs; ProposalRejected says why it cannot be used."""
     unknown = sorted(set(data["changes"]) - set(space.names))
     if unknown:
         raise ProposalRejected(f"unknown parameters {unknown}; the space has {space.names}")
@@ -165,6 +203,8 @@ class LLMProposer(Proposer):
         self._outcomes: list[dict[str, Any]] = []
         self._history: list[Trial] = []
         self._last_source = self.source
+        self.per_call = max(1, int(model.option("proposals_per_call", "1")))
+        self._queue: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (proposal, the outcome of its call)
 
     @property
     def last_source(self) -> str:
@@ -172,8 +212,9 @@ class LLMProposer(Proposer):
         return self._last_source
 
     def settings(self) -> dict[str, Any]:
+        version = PROMPT_VERSION if self.per_call == 1 else BATCH_PROMPT_VERSION
         return {**super().settings(), "model": self.model.to_json(), "retries": self.retries,
-                "prompt": PROMPT_VERSION, "prompt_hash": prompt_texts()[2]}
+                "proposals_per_call": self.per_call, "prompt": version, "prompt_hash": prompt_texts(version)[2]}
 
     def tell(self, trial: Trial) -> None:
         """Called once per finished trial; the history the next prompts show."""
@@ -189,16 +230,22 @@ class LLMProposer(Proposer):
         if incumbent is None or trial_index < self.config.init_random:
             self._last_source = self.source + FALLBACK_SUFFIX
             return self.fallback.propose(trial_index, incumbent, guidance)
-        system, template, digest = prompt_texts()
-        user = template.format(space=json.dumps(self.space.to_json()["params"]), trial_index=trial_index,
-                               incumbent=json.dumps({"config": _short(incumbent.config),
-                                                     "score": _short(incumbent.score)}),
-                               guidance=json.dumps(guidance, sort_keys=True),
-                               history="\n".join(json.dumps({"i": t.index, "config": _short(t.config),
-                                                             "score": _short(t.score), "kept": t.kept})
-                                                 for t in self._history[-HISTORY_SHOWN:]) or "(none)")
-        messages: list[tuple[str, str]] = [("user", user)]
         frozen = self._frozen(guidance)
+        while self._queue:  # the rest of the last batch, one proposal per trial, applied to today's incumbent
+            item, of_call = self._queue.pop(0)
+            try:
+                config, _, _ = apply_proposal(item, self.space, incumbent.config, frozen)
+            except ProposalRejected as exc:
+                of_call.setdefault("skipped", []).append(f"t{trial_index}: {exc}"[:300])
+                continue
+            of_call["used"] = of_call.get("used", 0) + 1
+            self._last_source = self.source
+            return config
+        if self.per_call > 1:
+            return self._ask_batch(trial_index, attempt, incumbent, guidance, frozen)
+        system, template, digest = prompt_texts()
+        user = self._user_prompt(template, trial_index, incumbent, guidance)
+        messages: list[tuple[str, str]] = [("user", user)]
         for retry in range(self.retries + 1):
             request = ChatRequest(system, tuple(messages), "inner",
                                   f"{self.context}:t{trial_index}:a{attempt}:r{retry}", f"{PROMPT_VERSION}@{digest}")
@@ -220,3 +267,44 @@ class LLMProposer(Proposer):
         self._last_source = self.source + FALLBACK_SUFFIX
         return self.fallback.propose(trial_index, incumbent, guidance)
 
+
+    def _user_prompt(self, template: str, trial_index: int, incumbent: Trial, guidance: dict[str, Any],
+                     **extra: Any) -> str:
+        return template.format(space=json.dumps(self.space.to_json()["params"]), trial_index=trial_index,
+                               incumbent=json.dumps({"config": _short(incumbent.config),
+                                                     "score": _short(incumbent.score)}),
+                               guidance=json.dumps(guidance, sort_keys=True),
+                               history="\n".join(json.dumps({"i": t.index, "config": _short(t.config),
+                                                             "score": _short(t.score), "kept": t.kept})
+                                                 for t in self._history[-HISTORY_SHOWN:]) or "(none)", **extra)
+
+    def _ask_batch(self, trial_index: int, attempt: int, incumbent: Trial, guidance: dict[str, Any],
+                   frozen: set[str]) -> Config:
+        """One call for ``per_call`` proposals: the first is proposed now, the rest queue for the next trials."""
+        system, template, digest = prompt_texts(BATCH_PROMPT_VERSION)
+        messages: list[tuple[str, str]] = [("user", self._user_prompt(template, trial_index, incumbent, guidance,
+                                                                      n_proposals=self.per_call))]
+        for retry in range(self.retries + 1):
+            request = ChatRequest(system, tuple(messages), "inner", f"{self.context}:t{trial_index}:a{attempt}:r{retry}",
+                                  f"{BATCH_PROMPT_VERSION}@{digest}")
+            record = self.caller.ask(request)
+            if record.error:
+                self._outcomes.append({**record.to_json(), "outcome": f"call failed: {record.error}"[:500]})
+                continue
+            try:
+                usable, dropped = parse_batch(record.response, self.space, incumbent.config, frozen, self.per_call)
+            except ProposalRejected as exc:
+                self._outcomes.append({**record.to_json(), "outcome": f"rejected: {exc}"[:500]})
+                messages += [("assistant", record.response), ("user", f"Rejected: {exc}. Answer again with one "
+                                                                      "valid JSON object.")]
+                continue
+            outcome = {**record.to_json(), "outcome": (f"accepted: {len(usable)} proposals"
+                                                       + (f"; dropped {'; '.join(dropped)}" if dropped else ""))[:500],
+                       "hypothesis": str(usable[0].get("hypothesis", ""))[:300], "used": 1}
+            self._outcomes.append(outcome)
+            self._queue = [(item, outcome) for item in usable[1:]]
+            config, _, _ = apply_proposal(usable[0], self.space, incumbent.config, frozen)
+            self._last_source = self.source
+            return config
+        self._last_source = self.source + FALLBACK_SUFFIX
+        return self.fallback.propose(trial_index, incumbent, guidance)

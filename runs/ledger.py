@@ -20,7 +20,11 @@ _COST_KEYS = ("cost", "cost_usd", "dollars", "usd")
 
 @dataclass(frozen=True)
 class Ledger:
-    """What a run spent. ``levels`` maps a level name (``inner``, ``outer``...) to (calls, tokens, dollars)."""
+    """What a run spent. ``levels`` maps a level name (``inner``, ``author``) to (calls, tokens, dollars).
+
+    Tokens are every token the model handled: input, output, and prompt-cache writes and reads
+    (priced apart in the dollars: see ``inner.chat.ModelRef.cost``).
+    """
 
     trials: int
     inner_runs: int
@@ -81,8 +85,8 @@ def ledger(store: Store, run_id: str) -> Ledger:
     summed = getattr(store, "ledger", None)
     if callable(summed):  # the store sums its llm_calls table per level
         for level, v in summed(run_id).items():
-            levels[str(level)] = (int(v.get("calls", 0)), int(v.get("tokens_in", 0)) + int(v.get("tokens_out", 0)),
-                                  float(v.get("cost_usd", 0.0)))
+            tokens = sum(int(v.get(k, 0)) for k in ("tokens_in", "tokens_out", "cache_write", "cache_read"))
+            levels[str(level)] = (int(v.get("calls", 0)), tokens, float(v.get("cost_usd", 0.0)))
         return Ledger(trials, runs, levels)
     for call in llm_calls(store, run_id):
         level = str(call.get("level") or call.get("role") or "llm")

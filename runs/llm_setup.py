@@ -36,12 +36,16 @@ def _ref(spec: RunSpec, name: str, level: str = "inner") -> ModelRef:
     options = {"stream": "true" if llm["stream"] else "false"}
     if llm.get("adapter") and name.startswith("mlx:"):  # the tuned author (issue 16)
         options.update({"adapter": llm["adapter"], "adapter_hash": llm.get("adapter_hash", "")})
+    if level == "inner":
+        options["proposals_per_call"] = str(llm["proposals_per_call"])
     return model_ref(name, chat_settings(spec, level), llm["prices"], options)
 
 
 def inner_model(spec: RunSpec) -> ModelRef | None:
-    """The inner proposer's model, or None when the run has none."""
-    return _ref(spec, spec["llm"]["model"]) if spec["llm"]["model"] else None
+    """The inner proposer's model, or None when the run has none or ``[llm] inner = "numeric"`` (the base
+    strategy proposes in the inner loop; the model writes mechanisms only)."""
+    llm = spec["llm"]
+    return _ref(spec, llm["model"]) if llm["model"] and llm["inner"] == "model" else None
 
 
 def author_model(spec: RunSpec) -> ModelRef | None:
@@ -64,7 +68,8 @@ def check_models(spec: RunSpec) -> None:
 
 @dataclass(frozen=True)
 class Caps:
-    """Hard caps per level (0: none): tokens (in + out), US dollars, model seconds."""
+    """Hard caps per level (0: none): tokens (in, out and prompt-cache writes and reads), US dollars,
+    model seconds."""
 
     tokens: int
     usd: float
@@ -76,7 +81,7 @@ class Caps:
         return cls(llm[f"{level}_max_tokens"], llm[f"{level}_max_usd"], llm[f"{level}_max_wall_s"])
 
     def exceeded(self, used: dict[str, Any]) -> str | None:
-        tokens = int(used.get("tokens_in", 0)) + int(used.get("tokens_out", 0))
+        tokens = sum(int(used.get(k, 0)) for k in ("tokens_in", "tokens_out", "cache_write", "cache_read"))
         if self.tokens and tokens >= self.tokens:
             return f"token cap of {self.tokens} reached ({tokens} used)"
         if self.usd and used.get("cost_usd", 0.0) >= self.usd:
@@ -140,8 +145,10 @@ def ledger_lines(ledger: dict[str, dict[str, Any]], spec: dict[str, Any]) -> lis
     for level in LEVELS:
         used = ledger.get(level, {})
         caps = [f"{k.split('_max_')[1]}<={llm[k]:g}" for k in sorted(llm) if k.startswith(f"{level}_max_") and llm[k]]
+        cache = (f"cache {used.get('cache_write', 0)} written, {used.get('cache_read', 0)} read, "
+                 if used.get("cache_write") or used.get("cache_read") else "")
         lines.append(f"{level}: {used.get('calls', 0)} calls ({used.get('failed', 0)} failed), "
-                     f"{used.get('tokens_in', 0)} tokens in, {used.get('tokens_out', 0)} out, "
+                     f"{used.get('tokens_in', 0)} tokens in, {used.get('tokens_out', 0)} out, {cache}"
                      f"${used.get('cost_usd', 0.0):.4f}, {used.get('latency_s', 0.0):.1f} s"
                      + (f"; caps: {', '.join(caps)}" if caps else ""))
     return lines

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             # The author's own call settings (max_tokens, timeout_s and temperature above are the proposer's):
             # a mechanism answer runs to 2k tokens and more, so the author gets room and time for one.
             "author_answer_tokens": 8192, "author_timeout_s": 600.0, "author_temperature": 0.0,
+            # inner: "model" (the LLM proposes in the inner loop too) or "numeric" (the base strategy proposes,
+            # the model only writes mechanisms: a study arm). proposals_per_call: proposals per proposer call.
+            "inner": "model", "proposals_per_call": 8,
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
             "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0,
             # a LoRA adapter of the mlx model (`bilevel tune`); its hash is recorded when the run starts
@@ -159,6 +162,9 @@ def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
          "[llm] max_tokens must be >= 1, timeout_s > 0 and retries >= 0"),
         (data["llm"]["author_answer_tokens"] >= 1 and data["llm"]["author_timeout_s"] > 0,
          "[llm] author_answer_tokens must be >= 1 and author_timeout_s > 0"),
+        (data["llm"]["inner"] in ("model", "numeric"),
+         f'[llm] inner must be "model" or "numeric", got {data["llm"]["inner"]!r}'),
+        (data["llm"]["proposals_per_call"] >= 1, "[llm] proposals_per_call must be >= 1"),
     ]
     for ok, message in rules:
         if not ok:

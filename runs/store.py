@@ -186,12 +186,16 @@ class Store:
         return [json.loads(r[0]) for r in self.db.execute(sql + " ORDER BY seq", args)]
 
     def ledger(self, run_id: str) -> dict[str, dict[str, float]]:
-        """Calls, failed calls, tokens in and out, dollars and model seconds per level."""
+        """Calls, failed calls, tokens in and out, prompt-cache writes and reads, dollars and model seconds
+        per level."""
         rows = self.db.execute("SELECT level, COUNT(*), SUM(error != ''), SUM(tokens_in), SUM(tokens_out), "
-                               "SUM(cost_usd), SUM(latency_s) FROM llm_calls WHERE run_id = ? GROUP BY level "
-                               "ORDER BY level", (run_id,))
+                               "SUM(cost_usd), SUM(latency_s), "
+                               "SUM(COALESCE(json_extract(data, '$.cache_write_tokens'), 0)), "
+                               "SUM(COALESCE(json_extract(data, '$.cache_read_tokens'), 0)) "
+                               "FROM llm_calls WHERE run_id = ? GROUP BY level ORDER BY level", (run_id,))
         return {r[0]: {"calls": r[1], "failed": r[2] or 0, "tokens_in": r[3] or 0, "tokens_out": r[4] or 0,
-                       "cost_usd": r[5] or 0.0, "latency_s": r[6] or 0.0} for r in rows}
+                       "cost_usd": r[5] or 0.0, "latency_s": r[6] or 0.0, "cache_write": r[7] or 0,
+                       "cache_read": r[8] or 0} for r in rows}
 
     def count(self, table: str, run_id: str) -> int:
         if table not in TABLES:

@@ -2,7 +2,11 @@
 
 - :class:`AnthropicServer`: ``POST /v1/messages`` (Messages API JSON, with the
   ``usage`` block; errors as ``{"type": "error", "error": {...}}`` with their
-  status codes: 401, 404, 429, 529).
+  status codes: 401, 404, 429, 529). It keeps a prompt cache as the API does:
+  a block marked ``cache_control`` writes the prefix up to it (when that prefix
+  has at least ``min_cache_tokens``), a later request whose prefix matches a
+  written one reads it; usage reports ``cache_creation_input_tokens`` and
+  ``cache_read_input_tokens`` and leaves both out of ``input_tokens``.
 - :class:`OllamaServer`: ``POST /api/chat``, streaming (NDJSON chunks, the last
   with ``done`` and the token counts) or not; ``{"error": ...}`` with 404.
 
@@ -18,6 +22,7 @@ itself down after ``lifetime_s`` if nobody stopped it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -37,7 +42,8 @@ class _Server:
         self.canned = list(canned or [])
         self.faults = list(faults or [])
         self.requests: list[dict[str, Any]] = []
-        self.usage = {"in": 0, "out": 0}
+        self.usage = {"in": 0, "out": 0, "cache_write": 0, "cache_read": 0}
+        self.prompt_cache: dict[str, int] = {}  # prefix hash -> its length in tokens (Anthropic's cache)
         self.known_model = known_model
         self.lock = threading.Lock()
         outer = self
@@ -114,8 +120,37 @@ def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, content_type: st
     h.wfile.write(data)
 
 
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """A system prompt or a message's content as text blocks (a plain string is one unmarked block)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if b.get("type") == "text"]
+
+
 class AnthropicServer(_Server):
-    """The Messages API on loopback."""
+    """The Messages API on loopback, with its prompt cache (see the module doc)."""
+
+    min_cache_tokens = 1024
+
+    def cache(self, body: dict[str, Any]) -> tuple[int, int, int]:
+        """(uncached input, cache writes, cache reads) of a request, in tokens; updates the cache."""
+        seq = [("system", b) for b in _blocks(body.get("system", ""))]
+        seq += [(m["role"], b) for m in body["messages"] for b in _blocks(m["content"])]
+        total, read, written, prefix = 0, 0, 0, ""
+        with self.lock:
+            cached = self.prompt_cache
+            for role, block in seq:
+                total += token_count(block["text"])
+                prefix = hashlib.sha256(f"{prefix}|{role}|{block['text']}".encode()).hexdigest()
+                if prefix in cached:
+                    read = total
+                elif block.get("cache_control") and total >= self.min_cache_tokens:
+                    cached[prefix] = total
+                    written = total
+            write = max(0, written - read)
+            self.usage["cache_write"] += write
+            self.usage["cache_read"] += read
+        return total - read - write, write, read
 
     def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
         if path != "/v1/messages":
@@ -127,15 +162,19 @@ class AnthropicServer(_Server):
             _send(h, fault, {"type": "error", "error": {"type": ERROR_TYPES.get(fault, "api_error"),
                                                         "message": message}})
             return
-        messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
-                     else "".join(b.get("text", "") for b in m["content"])} for m in body["messages"]]
-        system = body.get("system", "")
-        text, cut = _answer(self, system if isinstance(system, str) else "", messages, body.get("max_tokens"))
-        tin, tout = self.count(str(system) + "".join(m["content"] for m in messages), text)
+        messages = [{"role": m["role"], "content": "".join(b["text"] for b in _blocks(m["content"]))}
+                    for m in body["messages"]]
+        system = "".join(b["text"] for b in _blocks(body.get("system", "")))
+        text, cut = _answer(self, system, messages, body.get("max_tokens"))
+        tin, write, read = self.cache(body)
+        _, tout = self.count("", text)
+        with self.lock:
+            self.usage["in"] += tin
         _send(h, 200, {"id": f"msg_{len(self.requests)}", "type": "message", "role": "assistant",
                        "model": body["model"], "content": [{"type": "text", "text": text}],
                        "stop_reason": "max_tokens" if cut else "end_turn", "stop_sequence": None,
-                       "usage": {"input_tokens": tin, "output_tokens": tout}})
+                       "usage": {"input_tokens": tin, "output_tokens": tout,
+                                 "cache_creation_input_tokens": write, "cache_read_input_tokens": read}})
 
 
 class OllamaServer(_Server):

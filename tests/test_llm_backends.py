@@ -60,7 +60,9 @@ def test_anthropic_messages_usage_and_transient_errors(anthropic_env: None, monk
         assert len(server.requests) == 4  # 429, 529 and 500 were retried
         sent = server.requests[-1]
         assert sent["model"] == "claude-sonnet-test" and sent["max_tokens"] == 256
-        assert sent["system"] == "You are the proposer." and sent["messages"][0]["role"] == "user"
+        assert sent["system"] == [{"type": "text", "text": "You are the proposer.",
+                                   "cache_control": {"type": "ephemeral"}}]  # the static prefix, marked for the cache
+        assert sent["messages"][0]["role"] == "user" and "cache_control" not in sent["messages"][0]["content"][0]
         assert rec.settings["max_tokens"] == 256 and rec.model == "anthropic:claude-sonnet-test"
 
 

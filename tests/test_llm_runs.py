@@ -49,7 +49,7 @@ def _check_bilevel_run(store: Store, run_id: str) -> dict[str, Any]:
     assert "class Hook(StrEnum)" in author[0]["messages"][0][1]  # the contract
     assert author[0]["prompt_version"].startswith("author_v1@")
     inner = [c for c in calls if c["level"] == "inner"]
-    assert all(c["prompt_version"].startswith("proposer_v1@") for c in inner)
+    assert all(c["prompt_version"].startswith("proposer_batch_v1@") for c in inner)  # 8 proposals per call
     outcomes = {c["outcome"].split(":")[0] for c in inner}
     assert {"accepted", "rejected"} <= outcomes, outcomes
     sources = {t["source"] for e in store.evaluations(run_id) if e["result"].get("trace")
@@ -71,8 +71,11 @@ def test_full_run_through_the_anthropic_sdk(tmp_path: Path, capsys: pytest.Captu
     assert sum(lv["tokens_in"] for lv in ledger.values()) == server.usage["in"]
     assert sum(lv["tokens_out"] for lv in ledger.values()) == server.usage["out"]
     assert sum(lv["calls"] for lv in ledger.values()) == len(server.requests) - 2  # two faults were retried
-    assert ledger["author"]["cost_usd"] == pytest.approx(
-        (ledger["author"]["tokens_in"] * 3 + ledger["author"]["tokens_out"] * 15) / 1e6)
+    author = ledger["author"]
+    assert author["cache_read"] > 0 and author["cache_write"] > 0  # the static prefix is cached across calls
+    assert sum(lv["cache_read"] for lv in ledger.values()) == server.usage["cache_read"]
+    assert author["cost_usd"] == pytest.approx((author["tokens_in"] * 3 + author["tokens_out"] * 15
+                                                + author["cache_write"] * 3.75 + author["cache_read"] * 0.3) / 1e6)
     assert main(["show", summary["run"], "--store", str(tmp_path / "store")]) == 0
     shown = capsys.readouterr().out
     assert "model: anthropic:claude-sonnet-test" in shown and f"{ledger['author']['tokens_in']} tokens in" in shown

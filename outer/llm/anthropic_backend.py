@@ -5,11 +5,22 @@ retries are off: :class:`inner.chat.Caller` retries transient errors (429,
 529, 5xx, timeouts, connection errors) with its recorded backoff. The
 Messages API of SDK 2.x takes neither a temperature nor a seed: max tokens
 and the timeout are sent, temperature and seed are recorded but not sent.
+
+Prompt caching: the system prompt (the static prefix of both levels' prompts)
+carries a ``cache_control`` breakpoint, and so does the last message of a
+conversation that will go on (an author's repair, a proposer's retry), so the
+next turn reads the shared prefix from the cache. Usage's
+``cache_creation_input_tokens`` and ``cache_read_input_tokens`` are recorded
+on the call and priced (:data:`inner.chat.CACHE_WRITE_FACTOR`,
+:data:`inner.chat.CACHE_READ_FACTOR`). The provider caches only prefixes
+above its minimum length (1,024 tokens for Sonnet and Opus): a shorter prefix
+is sent marked and simply not cached.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import anthropic
 
@@ -45,7 +56,8 @@ class AnthropicModel:
         where = self.base_url or "api.anthropic.com"
         try:
             resp = self.client.messages.create(model=self.name, max_tokens=settings.max_tokens,
-                                               system=request.system, messages=request.messages_json(),  # type: ignore[arg-type]
+                                               system=cached_system(request.system),  # type: ignore[arg-type]
+                                               messages=cached_messages(request),  # type: ignore[arg-type]
                                                timeout=settings.timeout_s)
         except anthropic.AuthenticationError as exc:
             raise ChatConfigError(f"{where} refused the API key (401): check ANTHROPIC_API_KEY") from exc
@@ -65,8 +77,33 @@ class AnthropicModel:
                 raise ChatUnavailable(f"{where} failed with {exc.status_code}: {_detail(exc)}") from exc
             raise ChatError(f"{where} refused the request ({exc.status_code}): {_detail(exc)}") from exc
         text = "".join(getattr(b, "text", "") for b in resp.content if getattr(b, "type", "") == "text")
-        return ChatReply(text, int(resp.usage.input_tokens), int(resp.usage.output_tokens), str(resp.model),
-                         truncated=resp.stop_reason == "max_tokens")
+        usage = resp.usage
+        return ChatReply(text, int(usage.input_tokens), int(usage.output_tokens), str(resp.model),
+                         truncated=resp.stop_reason == "max_tokens",
+                         cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
+                         cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0))
+
+
+CACHE = {"type": "ephemeral"}
+
+
+def cached_system(system: str) -> list[dict[str, Any]]:
+    """The system prompt as one text block with a cache breakpoint (the static prefix of every call)."""
+    return [{"type": "text", "text": system, "cache_control": CACHE}]
+
+
+def cached_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The messages as text blocks; the last one carries a breakpoint when the conversation may go on.
+
+    An author's conversation goes on whenever its answer fails a check (repairs are common), a
+    proposer's only after a rejected answer: so the author's first message is always marked, a
+    proposer's first message never (most proposer calls are one turn, and a write costs 1.25x).
+    """
+    out: list[dict[str, Any]] = [{"role": role, "content": [{"type": "text", "text": text}]}
+                                 for role, text in request.messages]
+    if out and (request.level == "author" or len(out) > 1):
+        out[-1]["content"][0]["cache_control"] = CACHE
+    return out
 
 
 def _detail(exc: anthropic.APIStatusError) -> str:

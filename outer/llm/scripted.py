@@ -12,7 +12,9 @@ through the real SDKs gets the same answers as ``scripted:``.
 - Inner requests get a perturbation of the incumbent found in the prompt,
   chosen by a hash of the request: one or two parameters move, in bounds; now
   and then the answer is out of bounds (the proposer clips it) or not JSON at
-  all (the proposer rejects it and asks again), as real models do.
+  all (the proposer rejects it and asks again), as real models do. A batch
+  request ("Proposals wanted: N") gets N such perturbations, each chosen by
+  its own hash, as ``{"proposals": [...]}``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def guide(ctx, state):
 DEMO_SCRIPT: dict[str, Any] = {"author": [BROKEN_MECHANISM, TABU_MECHANISM, TIMID_MECHANISM]}
 
 _ASKED = re.compile(r"Write candidate (\d+) of generation (\d+)")
+_WANTED = re.compile(r"^Proposals wanted: (\d+)$", re.MULTILINE)
 AUTHOR_MARK = "mechanism author"
 
 
@@ -130,6 +133,14 @@ class ScriptedBrain:
         h = _hash(first + str(len(messages)))
         if len(messages) == 1 and h % 11 == 0:
             return "I think we should try something bolder this time."
+        wanted = _WANTED.search(first)
+        if wanted is None:
+            return self._one_proposal(first, h)
+        items = [json.loads(self._one_proposal(first, _hash(f"{first}{len(messages)}#{k}")))
+                 for k in range(int(wanted.group(1)))]
+        return json.dumps({"proposals": items})
+
+    def _one_proposal(self, first: str, h: int) -> str:
         params = _line_json(first.replace("Search space:\n", "Search space: "), "Search space:")
         incumbent = _line_json(first, "Incumbent (best so far):")
         if not isinstance(params, list) or not isinstance(incumbent, dict):
