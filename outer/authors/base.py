@@ -23,10 +23,17 @@ class Candidate:
     author: str
     new: tuple[Mechanism, ...] = ()
     parents: tuple[str, ...] = ()  # mechanism ids a new mechanism was derived from
+    operator: str = ""  # the operator that made it (offline author: add, pair, mutate, graft, cross, ...)
+    behaviour: str = ""  # the offline author's behavioural fingerprint on its probe problems (outer.probe)
 
     def to_json(self) -> dict[str, Any]:
-        return {"stack": self.stack.to_json(), "operation": self.operation, "author": self.author,
-                "new": [m.id for m in self.new], "parents": list(self.parents)}
+        out: dict[str, Any] = {"stack": self.stack.to_json(), "operation": self.operation, "author": self.author,
+                               "new": [m.id for m in self.new], "parents": list(self.parents)}
+        if self.operator:
+            out["operator"] = self.operator
+        if self.behaviour:
+            out["behaviour"] = self.behaviour
+        return out
 
 
 @dataclass(frozen=True)

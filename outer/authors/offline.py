@@ -7,7 +7,24 @@ LLM author in studies. Operations, each producing real source or a real stack:
 - ``mutate``: change the tunables of a mechanism on the stack (its source is edited);
 - ``swap``: change the order of two mechanisms (hook order);
 - ``drop``: remove a mechanism from the stack;
-- ``pair``: add two library mechanisms at once (composition).
+- ``pair``: add two library mechanisms at once (composition);
+
+and structural operators on the restricted source's syntax tree (``outer.graft``, ``outer.mutate``):
+
+- ``graft``: a hook of another mechanism (with its observe) grafted into one on the stack;
+- ``cross``: a mechanism whose hooks come from two parents, some from each;
+- ``block``: an early-return guard block copied from another mechanism's hook;
+- ``point``: one comparison, operator, boolean or number inside a function replaced;
+- ``guard``: a new guard (warm-up, thin-out, coin, late stop) at the top of a hook;
+- ``screen``: a mechanism's proposals screened by a quadratic surrogate of the history.
+
+Every candidate is vetted before it is offered: new sources compiled and
+conformance-checked (a short check; the outer loop runs the full one), then
+the stack is run on fixed probe problems (``outer.probe``) and dropped when it
+faults there or behaves exactly like the incumbent or a candidate already
+made (identical proposals = one candidate). All choices come from a random
+source seeded by the run's seed and the generation: the author is blind,
+seeded and replayable. ``Candidate.operator`` names the operator.
 
 The trace analysis steers which library mechanism is tried first (tabu for
 repeated proposals, restarts and trust regions for plateaus, the bandit for
@@ -18,11 +35,18 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 
+from bilevel.judge.conformance import check_conformance
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.outer.authors.base import AuthorContext, Candidate
-from bilevel.outer.mutate import mutate_constants
+from bilevel.outer.graft import Part, compose, hooks_of, wrap_in_screen
+from bilevel.outer.mutate import graft_block, insert_guard, mutate_constants, mutate_point
+from bilevel.outer.probe import behaviour
 from bilevel.outer.traces import TraceReport
+from bilevel.sandbox import compile_mechanism
+
+VET_EXAMPLES = 4  # the author's short conformance check of a new source
 
 CUES: tuple[tuple[str, Callable[[TraceReport], float]], ...] = (
     ("tabu", lambda a: a.repeated_share * 4),
@@ -51,28 +75,63 @@ class OfflineAuthor:
 
     name = "offline"
 
+    def __init__(self, structural: bool = True) -> None:
+        self.structural = structural  # False: only the five recombination operators (add, mutate, pair, drop, swap)
+        self._behaviour: dict[str, str | None] = {}  # stack key -> fingerprint (a pure function: a cache only)
+        self._vetted: dict[str, bool] = {}  # mechanism id -> compiled and passed the short conformance check
+
     def propose(self, ctx: AuthorContext, n: int) -> list[Candidate]:
         rng = random.Random(f"offline:{ctx.seed}:{ctx.generation}")
         out: list[Candidate] = []
         seen = set(ctx.tried) | {ctx.incumbent.key}
+        behaviours = {self.behaviour_of(ctx.incumbent)}
         makers = self._makers(ctx, rng)
         attempts = 0
-        while len(out) < n and attempts < 20 * max(1, n):
+        while len(out) < n and attempts < 8 * max(1, n):
             attempts += 1
-            made = rng.choices(makers, weights=[w for _, w in makers])[0][0]()
-            if made is not None and made.stack.key not in seen:
-                seen.add(made.stack.key)
-                out.append(made)
+            name, make, _ = rng.choices(makers, weights=[w for _, _, w in makers])[0]
+            made = make()
+            if made is None or made.stack.key in seen:
+                continue
+            seen.add(made.stack.key)
+            if not all(self.vetted(m) for m in made.new):
+                continue
+            fingerprint = self.behaviour_of(made.stack)
+            if fingerprint is None or fingerprint in behaviours:
+                continue  # faults on the probes, or behaves exactly like the incumbent or an earlier candidate
+            behaviours.add(fingerprint)
+            out.append(replace(made, operator=name, behaviour=fingerprint))
         return out
 
-    def _makers(self, ctx: AuthorContext, rng: random.Random) -> list[tuple[Callable[[], Candidate | None], float]]:
+    def behaviour_of(self, stack: Stack) -> str | None:
+        """The stack's behavioural fingerprint (``outer.probe.behaviour``), computed once per stack."""
+        if stack.key not in self._behaviour:
+            self._behaviour[stack.key] = behaviour(stack)
+        return self._behaviour[stack.key]
+
+    def vetted(self, mech: Mechanism) -> bool:
+        """Whether a new source compiles and passes a short conformance check."""
+        if mech.id not in self._vetted:
+            ok = compile_mechanism(mech.source).ok
+            self._vetted[mech.id] = ok and check_conformance(mech.source, max_examples=VET_EXAMPLES).ok
+        return self._vetted[mech.id]
+
+    def _makers(self, ctx: AuthorContext, rng: random.Random,
+                ) -> list[tuple[str, Callable[[], Candidate | None], float]]:
         size = len(ctx.incumbent.mechanisms)
+        on = 1.0 if self.structural else 0.0
         return [
-            (lambda: self._add(ctx, rng), 3.0),
-            (lambda: self._mutate(ctx, rng), 2.0 if size else 0.5),
-            (lambda: self._pair(ctx, rng), 1.0),
-            (lambda: self._drop(ctx, rng), 0.7 if size else 0.0),
-            (lambda: self._swap(ctx, rng), 0.7 if size > 1 else 0.0),
+            ("add", lambda: self._add(ctx, rng), 3.0),
+            ("mutate", lambda: self._mutate(ctx, rng), 2.0 if size else 0.5),
+            ("pair", lambda: self._pair(ctx, rng), 1.0),
+            ("drop", lambda: self._drop(ctx, rng), 0.7 if size else 0.0),
+            ("swap", lambda: self._swap(ctx, rng), 0.7 if size > 1 else 0.0),
+            ("graft", lambda: self._graft(ctx, rng), 1.0 * on),
+            ("cross", lambda: self._cross(ctx, rng), 0.8 * on),
+            ("block", lambda: self._edit(ctx, rng, "block"), 0.5 * on),
+            ("point", lambda: self._edit(ctx, rng, "point"), 0.8 * on),
+            ("guard", lambda: self._edit(ctx, rng, "guard"), 0.6 * on),
+            ("screen", lambda: self._edit(ctx, rng, "screen"), 0.8 * on),
         ]
 
     # -- operations ----------------------------------------------------------
@@ -137,3 +196,101 @@ class OfflineAuthor:
         mechs[i], mechs[j] = mechs[j], mechs[i]
         return Candidate(Stack(tuple(mechs), ctx.incumbent.search),
                          f"swap {mechs[j].name} and {mechs[i].name}", self.name)
+
+    # -- structural operators -------------------------------------------------
+    def _target(self, ctx: AuthorContext, rng: random.Random, pool: list[Mechanism] | None = None,
+                ) -> tuple[int | None, Mechanism] | None:
+        """A mechanism to change: one on the stack (its index), or a library one to add (index None)."""
+        mechs = list(ctx.incumbent.mechanisms) if pool is None else pool
+        if mechs and rng.random() < 0.75:
+            i = rng.randrange(len(mechs))
+            return i, mechs[i]
+        lib = list(ctx.library)
+        return (None, self._pick_cued(ctx, rng, lib)) if lib else None
+
+    def _placed(self, ctx: AuthorContext, index: int | None, mutant: Mechanism) -> Stack:
+        mechs = list(ctx.incumbent.mechanisms)
+        if index is None:
+            mechs.append(mutant)
+        else:
+            mechs[index] = mutant
+        return Stack(tuple(mechs), ctx.incumbent.search)
+
+    @staticmethod
+    def _named(base: str, source: str) -> Mechanism:
+        return Mechanism(f"{base}'{Mechanism(base, source).id[:6]}", source)
+
+    def _donor(self, ctx: AuthorContext, rng: random.Random, target: Mechanism) -> Mechanism | None:
+        pool = [m for m in ctx.library if m.id != target.id]
+        return self._pick_cued(ctx, rng, pool) if pool else None
+
+    def _graft(self, ctx: AuthorContext, rng: random.Random) -> Candidate | None:
+        picked = self._target(ctx, rng)
+        if picked is None:
+            return None
+        index, target = picked
+        donor = self._donor(ctx, rng, target)
+        if donor is None:
+            return None
+        hooks = [h for h in hooks_of(donor.source) if h != "observe"]
+        if not hooks:
+            return None
+        hook = rng.choice(hooks)
+        source = compose([Part(target.source, hooks_of(target.source)), Part(donor.source, (hook,))],
+                         f"{target.name} with the {hook} of {donor.name} grafted in")
+        if source is None:
+            return None
+        mutant = self._named(f"{target.name.split(chr(39))[0]}+{hook}", source)
+        return Candidate(self._placed(ctx, index, mutant), f"graft {hook} of {donor.name} into {target.name}",
+                         self.name, (mutant,), (target.id, donor.id))
+
+    def _cross(self, ctx: AuthorContext, rng: random.Random) -> Candidate | None:
+        picked = self._target(ctx, rng)
+        if picked is None:
+            return None
+        index, a = picked
+        b = self._donor(ctx, rng, a)
+        if b is None:
+            return None
+        ha, hb = hooks_of(a.source), hooks_of(b.source)
+        union = [h for h in ("guide", "propose", "review") if h in ha or h in hb]
+        take_a = [h for h in union if h in ha and (h not in hb or rng.random() < 0.5)]
+        take_b = [h for h in union if h in hb and h not in take_a]
+        if not take_a or not take_b:
+            return None
+        source = compose([Part(a.source, tuple(take_a)), Part(b.source, tuple(take_b))],
+                         f"{a.name} x {b.name}: {', '.join(take_a)} from {a.name}, {', '.join(take_b)} from {b.name}")
+        if source is None:
+            return None
+        child = self._named(f"{a.name.split(chr(39))[0]}x{b.name.split(chr(39))[0]}", source)
+        return Candidate(self._placed(ctx, index, child),
+                         f"cross {a.name} ({', '.join(take_a)}) x {b.name} ({', '.join(take_b)})",
+                         self.name, (child,), (a.id, b.id))
+
+    def _edit(self, ctx: AuthorContext, rng: random.Random, kind: str) -> Candidate | None:
+        picked = self._target(ctx, rng)
+        if picked is None:
+            return None
+        index, target = picked
+        parents: tuple[str, ...] = (target.id,)
+        if kind == "block":
+            donor = self._donor(ctx, rng, target)
+            if donor is None:
+                return None
+            made = graft_block(target.source, donor.source, rng)
+            parents = (target.id, donor.id)
+            if made is not None:
+                made = (made[0], f"{made[1]} (from {donor.name})")
+        elif kind == "point":
+            made = mutate_point(target.source, rng)
+        elif kind == "guard":
+            made = insert_guard(target.source, rng)
+        else:
+            wrapped = wrap_in_screen(target.source)
+            made = None if wrapped is None else (wrapped, "screen propose with a quadratic surrogate")
+        if made is None:
+            return None
+        source, change = made
+        mutant = self._named(target.name.split("'")[0], source)
+        return Candidate(self._placed(ctx, index, mutant), f"{kind} {target.name}: {change}", self.name,
+                         (mutant,), parents)
