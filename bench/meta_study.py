@@ -115,7 +115,7 @@ def study_rows(per_seed: list[dict[str, Any]], runs: list[dict[str, Any]], score
             "|---|---|" + "---|" * len(names)]
     for p in per_seed:
         cells = [f"{p['vs'][n]['mean']:+.3f} [{p['vs'][n]['low']:+.3f}, {p['vs'][n]['high']:+.3f}]" for n in names]
-        rows.append(f"| {p['seed']} | {p['kept']} | " + " | ".join(cells) + " |")
+        rows.append(f"| {p['seed']} | {p['kept'].replace('|', '/')} | " + " | ".join(cells) + " |")
     summary = study_summary(runs, scores, entries)
     rows += ["", f"runs that kept something: {summary['runs_keeping']}/{len(runs)}; runs whose kept stack beats the "
              f"baseline inner loop with a function-resampled interval above 0: {summary['runs_transferring']}/{len(runs)}",
