@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bilevel.inner.chat import ModelRef
+from bilevel.inner.counterfactual import SKIP, Answer, Oracle, Path, changed_by
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
@@ -84,6 +85,7 @@ class InnerSettings:
     limits: Limits = field(default_factory=Limits)
     model: ModelRef | None = None  # the LLM proposer's model; None: the strategy's proposer
     llm_retries: int = 2  # re-asks of the model after a rejected answer, before the fallback proposes
+    counterfactual: bool = True  # record per trial which mechanisms changed the evaluated config
 
 
 @dataclass
@@ -95,6 +97,7 @@ class _Iteration:
     guidance: dict[str, Any] = field(default_factory=dict)
     rejections: int = 0
     notes: list[str] = field(default_factory=list)
+    path: Path = field(default_factory=Path)
 
 
 class InnerLoop:
@@ -217,6 +220,9 @@ class InnerLoop:
     # -- one iteration -----------------------------------------------------
     def _select(self, it: _Iteration) -> tuple[Config, str]:
         """Steps 1-3 of an iteration: gather guidance, propose, review with a bound on rejections."""
+        if self.session is not None:
+            it.path.order = list(self.session.active)
+            it.path.hooks = {m: tuple(self.session.hooks(m)) for m in it.path.order}
         it.guidance = self._gather_guidance(it)
         candidate, source = self._propose(it)
         while True:
@@ -232,11 +238,12 @@ class InnerLoop:
     def _iterate(self, t: int) -> Trial:
         it = _Iteration(index=t)
         candidate, source = self._select(it)
+        changed = self._changed_by(it, candidate)
         score, error = self._evaluate(candidate)
         kept = beats_incumbent(score, self.incumbent)
         draft = Trial(t, candidate, score, kept, source, it.rejections, (), "; ".join([*it.notes, error]).strip("; "))
         it.events.extend(self._observe(draft))
-        trial = Trial(t, candidate, score, kept, source, it.rejections, tuple(it.events), draft.error)
+        trial = Trial(t, candidate, score, kept, source, it.rejections, tuple(it.events), draft.error, changed)
         self._absorb(trial, replay=False)
         return trial
 
@@ -257,6 +264,7 @@ class InnerLoop:
                 self._contract_fault(it, mid, "guide", f"guidance 'centre' is not a valid config: {problem}")
                 continue
             it.events.append(HookEvent(mid, "guide", Status.OK.value, bool(g)))
+            it.path.parts[mid] = g
             parts.append(g)
         return merge_guidance(parts)
 
@@ -264,6 +272,7 @@ class InnerLoop:
         for mid in self._active_with("propose"):
             assert self.session is not None
             out = self.session.call(mid, "propose", it.index, it.guidance)
+            it.path.answer(mid, "propose", it.guidance, None, self._interpret("propose", out))
             if not out.ok:
                 it.events.append(_fault_event(mid, "propose", out))
                 continue
@@ -277,12 +286,14 @@ class InnerLoop:
             it.events.append(HookEvent(mid, "propose", Status.OK.value, True))
             return dict(out.value), f"mechanism:{mid}"
         config = self.proposer.propose(it.index, self.incumbent, it.guidance)
+        it.path.based(it.guidance, config)
         return config, self.proposer.last_source
 
     def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
         for mid in self._active_with("review"):
             assert self.session is not None
             out = self.session.call(mid, "review", it.index, it.guidance, candidate)
+            it.path.answer(mid, "review", it.guidance, candidate, self._interpret("review", out))
             if not out.ok:
                 it.events.append(_fault_event(mid, "review", out))
                 continue
@@ -299,6 +310,37 @@ class InnerLoop:
                 it.events.append(HookEvent(mid, "review", Status.OK.value, changed))
                 candidate = dict(value)
         return candidate, None
+
+    # -- counterfactual activation (inner.counterfactual) ----------------------
+    def _interpret(self, hook: str, out: Outcome) -> Answer:
+        """A propose/review outcome as the selection reads it (the same branches as ``_propose``/``_review``)."""
+        if not out.ok:
+            return SKIP
+        value = out.value
+        if value is None:
+            return ("none", None)
+        if hook == "review" and isinstance(value, str):
+            return ("reject", value)
+        if self._invalid(value):
+            return SKIP
+        return ("config", dict(value))
+
+    def _changed_by(self, it: _Iteration, evaluated: Config) -> tuple[str, ...]:
+        """The mechanisms without which this iteration would have evaluated another config."""
+        if self.session is None or not self.settings.counterfactual or not it.path.order:
+            return ()
+        session = self.session
+
+        def call_dry(mid: str, hook: str, guidance: dict[str, Any], candidate: Any) -> Answer:
+            if mid not in session.active:
+                return SKIP
+            return self._interpret(hook, session.call(mid, hook, it.index, guidance, candidate, dry=True))
+
+        def what_if(attempt: int, guidance: dict[str, Any]) -> Config | None:
+            return self.proposer.what_if(it.index, self.incumbent, guidance, attempt)
+
+        oracle = Oracle(it.path, call_dry, what_if)
+        return changed_by(self.space, evaluated, it.path, oracle, self.settings.max_rejections)
 
     def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
         """Record a value the host refused; the session disables the mechanism after repeated faults."""

@@ -295,6 +295,21 @@ class OptunaProposer(Proposer):
         out.update(copy.deepcopy(values))
         return _ordered(self.space, _keep(out, incumbent, self._frozen(guidance)))
 
+    def what_if(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
+                attempt: int) -> Config | None:
+        """The proposal with other guidance, from this iteration's asked values (only ``freeze`` matters);
+        None when the sampler was not asked at this index (asking would commit)."""
+        if attempt == 0:
+            if self._pending is None or self._pending.index != trial_index:
+                return None
+            values = self._pending.values
+        else:
+            retry = _random_config(self.space, _rng(self.seed, trial_index, _SALT_RETRY, attempt))
+            values = {p.name: retry[p.name] for p in self._searched}
+        out = self._fill_frozen(trial_index, incumbent)
+        out.update(copy.deepcopy(values))
+        return _ordered(self.space, _keep(out, incumbent, self._frozen(guidance)))
+
     def tell(self, trial: Trial) -> None:
         """Called once per finished trial, in order; on resume, for every recorded trial before ``propose``."""
         asked, self._pending = self._pending, None

@@ -122,6 +122,16 @@ class Proposer(ABC):
         (``focus``, ``freeze``, ``step_scale``; see ``mechanisms.contract``).
         """
 
+    def what_if(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
+                attempt: int) -> Config | None:
+        """The config ``propose`` would return at ``(trial_index, attempt)`` with ``guidance``, committing
+        nothing (no attempt counted, no sampler asked, no model called); None where that cannot be known.
+
+        Called by the inner loop's counterfactual activation check (``inner.counterfactual``), after the
+        real proposal of the iteration and before ``tell``.
+        """
+        return None
+
     def tell(self, trial: Trial) -> None:  # noqa: B027 - a no-op default is the point
         """Called once per finished trial, in order, whoever proposed it (also on resume, for the history)."""
 
@@ -258,7 +268,12 @@ class GreedyProposer(Proposer):
 
     def propose(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any]) -> Config:
         """Called when no mechanism proposed; see :meth:`Proposer.propose`."""
-        rng = _rng(self.seed, trial_index, _SALT_PROPOSE, self._next_attempt(trial_index))
+        return self.what_if(trial_index, incumbent, guidance, self._next_attempt(trial_index))
+
+    def what_if(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
+                attempt: int) -> Config:
+        """Stateless: the proposal at ``attempt`` (see :meth:`Proposer.what_if`)."""
+        rng = _rng(self.seed, trial_index, _SALT_PROPOSE, attempt)
         frozen = self._frozen(guidance)
         if incumbent is None or trial_index < self.config.init_random:
             return _keep(_random_config(self.space, rng), incumbent, frozen)
@@ -288,5 +303,10 @@ class RandomProposer(Proposer):
 
     def propose(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any]) -> Config:
         """Called when no mechanism proposed; see :meth:`Proposer.propose`."""
-        rng = _rng(self.seed, trial_index, _SALT_PROPOSE, self._next_attempt(trial_index))
+        return self.what_if(trial_index, incumbent, guidance, self._next_attempt(trial_index))
+
+    def what_if(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
+                attempt: int) -> Config:
+        """Stateless: the proposal at ``attempt`` (see :meth:`Proposer.what_if`)."""
+        rng = _rng(self.seed, trial_index, _SALT_PROPOSE, attempt)
         return _keep(_random_config(self.space, rng), incumbent, self._frozen(guidance))

@@ -12,9 +12,10 @@ from bilevel.inner.space import Config
 class HookEvent:
     """One hook call on one mechanism during one trial.
 
-    ``changed`` is True when the call changed the search: guidance that was
-    not empty, a proposal that was used, a review that replaced or rejected
-    the candidate. ``status`` is a ``sandbox.outcome.Status`` value.
+    ``changed`` is True when the call's own output did something: guidance that
+    was not empty, a proposal that was used, a review that replaced or rejected
+    the candidate. Whether that changed the search is ``Trial.changed_by``
+    (counterfactual: ``inner.counterfactual``), which the judge counts. ``status`` is a ``sandbox.outcome.Status`` value.
     """
 
     mechanism: str
@@ -44,6 +45,7 @@ class Trial:
     rejections: int = 0
     hooks: tuple[HookEvent, ...] = ()
     error: str = ""
+    changed_by: tuple[str, ...] = ()  # mechanisms without which another config would have been evaluated
 
     def for_mechanisms(self) -> dict[str, Any]:
         """The trial dict of the mechanism contract."""
@@ -52,13 +54,13 @@ class Trial:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.for_mechanisms(), "rejections": self.rejections,
-                "hooks": [h.to_json() for h in self.hooks], "error": self.error}
+                "hooks": [h.to_json() for h in self.hooks], "error": self.error, "changed_by": list(self.changed_by)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Trial:
         return cls(int(d["index"]), d["config"], d["score"], bool(d["kept"]), d["source"],
                    int(d.get("rejections", 0)), tuple(HookEvent.from_json(h) for h in d.get("hooks", [])),
-                   d.get("error", ""))
+                   d.get("error", ""), tuple(d.get("changed_by", ())))
 
 
 def beats_incumbent(score: float | None, incumbent: Trial | None) -> bool:

@@ -139,7 +139,11 @@ class Worker:
         self.send_done()
 
     def op_call(self, req: dict[str, Any]) -> None:
-        """Call ``guide``, ``propose`` or ``review`` on each listed mechanism, in order."""
+        """Call ``guide``, ``propose`` or ``review`` on each listed mechanism, in order.
+
+        ``"dry": true`` (the host's counterfactual activation check): each mechanism's ``state`` is put
+        back as it was before the call, so the call commits nothing there (module globals are the
+        mechanism's own business: the contract keeps state in ``state``)."""
         hook = str(req["hook"])
         t = int(req["trial_index"])
         guidance = {} if hook == "guide" else (req.get("guidance") or {})
@@ -151,7 +155,12 @@ class Worker:
             args: list[Any] = [self.ctx(t, guidance), m.state]
             if hook == "review":
                 args.append(fresh(req.get("candidate")))
-            self.send_exit(mech_id, self.invoke(m, hook, t, args, check=True))
+            snapshot = state_snapshot(m) if req.get("dry") else None
+            outcome = self.invoke(m, hook, t, args, check=True)
+            if snapshot is not None:
+                m.state.clear()
+                m.state.update(marshal.loads(snapshot))
+            self.send_exit(mech_id, outcome)
         self.send_done()
 
     def op_observe(self, req: dict[str, Any]) -> None:
@@ -322,6 +331,14 @@ def _frames(error: Any) -> list[Any]:
             out.append(tb.tb_frame)
             tb = tb.tb_next
     return out
+
+
+def state_snapshot(m: Mechanism) -> bytes | None:
+    """The mechanism's ``state`` as marshal data, or None where it holds something marshal cannot copy."""
+    try:
+        return marshal.dumps(m.state)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def fresh(value: Any) -> Any:

@@ -212,8 +212,12 @@ class SandboxSession(FaultPolicy):
         return self._call_each("guide", self._active_with("guide"), int(trial_index), {}, None)
 
     def call(self, mech_id: str, hook: str, trial_index: int, guidance: dict[str, Any],
-             candidate: dict[str, Any] | None = None) -> Outcome:
-        """Call ``propose`` or ``review`` on one mechanism (steps 2 and 3 of an iteration)."""
+             candidate: dict[str, Any] | None = None, dry: bool = False) -> Outcome:
+        """Call ``propose`` or ``review`` on one mechanism (steps 2 and 3 of an iteration).
+
+        ``dry``: the worker restores the mechanism's state after the call (the inner loop's
+        counterfactual activation check asks what a hook would answer to other inputs).
+        """
         self._check_open()
         entry = self._entry(mech_id)
         if hook not in ("guide", "propose", "review"):
@@ -224,7 +228,7 @@ class SandboxSession(FaultPolicy):
             raise SandboxError(f"mechanism {mech_id!r} does not define {hook!r}")
         guidance = plain_json(guidance or {}, "guidance")
         candidate = plain_json(candidate, "candidate")
-        results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate)
+        results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate, dry)
         return results.get(mech_id) or self._disabled_outcome(entry)
 
     def observe(self, trial: dict[str, Any]) -> dict[str, Outcome]:
@@ -252,7 +256,7 @@ class SandboxSession(FaultPolicy):
 
     # -- internals: calls -----------------------------------------------------------
     def _call_each(self, hook: str, mechs: list[str], t: int, guidance: dict[str, Any],
-                   candidate: dict[str, Any] | None) -> dict[str, Outcome]:
+                   candidate: dict[str, Any] | None, dry: bool = False) -> dict[str, Outcome]:
         results: dict[str, Outcome] = {}
         pending = list(mechs)
         retries = 0
@@ -262,7 +266,7 @@ class SandboxSession(FaultPolicy):
                 break
             self._ensure_worker(replay_upto=len(self._history))
             request = {"op": "call", "hook": hook, "mechs": pending, "trial_index": t,
-                       "guidance": guidance, "candidate": candidate}
+                       "guidance": guidance, "candidate": candidate, **({"dry": True} if dry else {})}
             outcomes, failure = self._stream(request, [(m, hook) for m in pending], charge=True)
             for mid, out in zip(pending, outcomes, strict=False):
                 results[mid] = out
