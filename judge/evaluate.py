@@ -95,8 +95,7 @@ def summarise_run(instance: Instance, seed: int, result: InnerResult, benchmark:
                                        "message": ev.message, "trial": str(trial.index)})
                 continue
             fired_here.add(ev.mechanism)
-            if ev.changed:
-                changed_here.add(ev.mechanism)
+        changed_here.update(trial.changed_by)  # counterfactual (inner.counterfactual), not the hook's own say
         for m in fired_here:
             fired[m] = fired.get(m, 0) + 1
         for m in changed_here:
@@ -159,7 +158,8 @@ def build_evidence(candidate: Stack, incumbent: Stack, cand: Sequence[EvalResult
     new_ids = [m for m in candidate.mechanism_ids if m not in incumbent.mechanism_ids]
     watched = new_ids or list(candidate.mechanism_ids)
     trials = sum(r.n_trials for r in cand) or 1
-    changed = sum(max((r.changed_by.get(m, 0) for m in watched), default=0) for r in cand) / trials
+    # Every new mechanism must clear min_changed_share on its own: the least active one decides.
+    changed = min((sum(r.changed_by.get(m, 0) for r in cand) for m in watched), default=0) / trials
     fired = sum(max((r.fired_by.get(m, 0) for m in watched), default=0) for r in cand) / trials
     calls = sum(r.hook_calls for r in cand)
     fault_rate = sum(r.hook_faults for r in cand) / calls if calls else 0.0
