@@ -40,7 +40,7 @@ def _check_bilevel_run(store: Store, run_id: str) -> dict[str, Any]:
     tabu = [c for c in cands if c["author"] == "llm" and "tabu" in c["operation"]]
     assert tabu, [c["operation"] for c in cands]
     v = verdicts[(tabu[0]["generation"], tabu[0]["index"])]
-    assert v["stage"] in ("stage1", "full") and v["reason"].startswith(("kept", "rejected"))
+    assert v["stage"] in ("stage1", "full", "confirmation") and v["reason"].startswith(("kept", "rejected", "not confirmed"))
     calls = store.llm_calls(run_id)
     author = [c for c in calls if c["level"] == "author"]
     repair = next(c for c in author if c["context"] == "g0:c0:r1")
@@ -108,8 +108,13 @@ def test_replay_reproduces_verdicts_and_scores_and_names_divergence(
     assert store.ledger(replay_id)["inner"]["calls"] == store.ledger(summary["run"])["inner"]["calls"]
     assert all(c["replayed"] for c in store.llm_calls(replay_id))
 
-    system, user, digest = bilevel.inner.llm_proposer.prompt_texts()
-    monkeypatch.setattr(bilevel.inner.llm_proposer, "prompt_texts", lambda *a: (system + "Be bold.\n", user, digest))
+    original = bilevel.inner.llm_proposer.prompt_texts
+
+    def bolder(*args: str) -> tuple[str, str, str]:
+        system, user, digest = original(*args)
+        return system + "Be bold.\n", user, digest
+
+    monkeypatch.setattr(bilevel.inner.llm_proposer, "prompt_texts", bolder)
     assert main(["replay", summary["run"], "--store", store_dir]) == 1
     out = capsys.readouterr().out
     assert "replay: diverged" in out and "differs from the recorded one" in out and "+Be bold." in out
