@@ -5,7 +5,7 @@ workers, the pool workers of ``outer.executors``, benchmark children) asks the
 kernel for a parent-death signal (``PR_SET_PDEATHSIG``, SIGKILL): when its
 parent dies, however it dies (SIGKILL included), the child is killed too, and
 so on down the tree. The multiprocessing resource tracker then sees its last
-writer gone and exits by itself. ``tests/test_process_lifetime.py`` kills a run
+writer gone and exits by itself. ``tests/package/test_process_lifetime.py`` kills a run
 and a ``sandbox-check`` with SIGKILL and finds none of their processes left.
 
 Linux only; elsewhere these functions do nothing and say so (False). It may

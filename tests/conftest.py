@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bilevel.inner.loop import DEFAULT_POOL
+
+# Tests live in folders that mirror the packages (tests/<room>/); their shared helpers
+# (llm_servers, proc_helpers) stay at tests/ and are imported by bare name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(autouse=True)
