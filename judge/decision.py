@@ -4,7 +4,9 @@
 
 1. sandbox faults: the candidate's fault rate must not exceed ``fault_tolerance``;
 2. activity (when ``requires_activity``): the share of trials whose proposal a
-   mechanism changed must reach ``min_changed_share``;
+   mechanism changed must reach ``min_changed_share``, for every new mechanism
+   on its own (the least active one decides); every verdict's reason lists each
+   new mechanism's share and names the one that decided;
 3. veto floors: each named sub-score's candidate mean must reach its floor
    (for a sub-score whose ``subscore_directions`` entry is ``"lower"``, the
    floor is a ceiling: the mean must stay at or below it);
@@ -142,6 +144,9 @@ class Evidence:
     fault_rate: float
     requires_activity: bool = True
     incumbent_subscores: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # each new mechanism's own counterfactual changed share, by name in stack order (``changed_share`` is their
+    # minimum); empty for a config-only candidate and for evidence recorded before shares were kept
+    changed_shares: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.keys)
@@ -161,6 +166,19 @@ class Evidence:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise JudgeError(f"{name} must be a share in [0, 1], got {value}")
+        for name, value in self.changed_shares.items():
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise JudgeError(f"the changed share of mechanism {name!r} must be in [0, 1], got {value}")
+        if self.changed_shares and self.changed_share != min(self.changed_shares.values()):
+            raise JudgeError(f"changed_share {self.changed_share} must be the least of the new mechanisms' shares "
+                             f"{self.changed_shares}: the least active mechanism decides")
+
+    @property
+    def least_active(self) -> str:
+        """The new mechanism whose share decides the activity check (the first of the least active); "" if none."""
+        if not self.changed_shares:
+            return ""
+        return min(self.changed_shares, key=lambda n: self.changed_shares[n])
 
     @property
     def improvements(self) -> np.ndarray:
@@ -173,7 +191,8 @@ class Evidence:
                 "candidate_subscores": {k: list(v) for k, v in sorted(self.candidate_subscores.items())},
                 "changed_share": self.changed_share, "fired_share": self.fired_share,
                 "fault_rate": self.fault_rate, "requires_activity": self.requires_activity,
-                "incumbent_subscores": {k: list(v) for k, v in sorted(self.incumbent_subscores.items())}}
+                "incumbent_subscores": {k: list(v) for k, v in sorted(self.incumbent_subscores.items())},
+                "changed_shares": dict(self.changed_shares)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Evidence:
@@ -182,7 +201,8 @@ class Evidence:
                    {k: tuple(float(x) for x in v) for k, v in d.get("candidate_subscores", {}).items()},
                    float(d["changed_share"]), float(d["fired_share"]), float(d["fault_rate"]),
                    bool(d.get("requires_activity", True)),
-                   {k: tuple(float(x) for x in v) for k, v in d.get("incumbent_subscores", {}).items()})
+                   {k: tuple(float(x) for x in v) for k, v in d.get("incumbent_subscores", {}).items()},
+                   {str(k): float(v) for k, v in d.get("changed_shares", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -208,6 +228,10 @@ class Verdict:
     selection_low: float = math.nan
     selection_high: float = math.nan
     selection_pairs: int = 0
+    # each new mechanism's counterfactual changed share (name -> share, stack order) and the one that decided
+    # the activity check (the least active); empty for config-only candidates and records from before them
+    changed_shares: dict[str, float] = field(default_factory=dict)
+    decided_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,7 +242,7 @@ class Verdict:
         names = [f.name for f in fields(cls)]
         nan = math.nan
         d = {"ci_unit": "pair", "selection_mean": nan, "selection_low": nan, "selection_high": nan,
-             "selection_pairs": 0, **d}
+             "selection_pairs": 0, "changed_shares": {}, "decided_by": "", **d}
         missing = [n for n in names if n not in d]
         if missing:
             raise JudgeError(f"a verdict record lacks {missing}")
@@ -247,11 +271,24 @@ def _numbers(evidence: Evidence, thresholds: Thresholds) -> _Numbers:
 
 def _verdict(keep: bool, stage: str, reason: str, nums: _Numbers, evidence: Evidence,
              manifest_hash: str) -> Verdict:
-    return Verdict(keep=keep, stage=stage, reason=reason, mean_improvement=nums.mean, ci_low=nums.low,
+    return Verdict(keep=keep, stage=stage, reason=reason + activation_text(evidence), mean_improvement=nums.mean, ci_low=nums.low,
                    ci_high=nums.high, n_pairs=len(evidence.keys), worst_group=nums.worst_group,
                    worst_group_improvement=nums.worst, changed_share=evidence.changed_share,
                    fired_share=evidence.fired_share, fault_rate=evidence.fault_rate,
-                   manifest_hash=manifest_hash, ci_unit=nums.unit)
+                   manifest_hash=manifest_hash, ci_unit=nums.unit, changed_shares=dict(evidence.changed_shares),
+                   decided_by=evidence.least_active)
+
+
+def activation_text(ev: Evidence) -> str:
+    """The tail every verdict's reason carries: each new mechanism's counterfactual changed share and, with two
+    or more, the least active one, which decides the activity check ("" for a config-only candidate)."""
+    if not ev.requires_activity or not ev.changed_shares:
+        return ""
+    shares = ", ".join(f"{name} {share:.1%}" for name, share in ev.changed_shares.items())
+    if len(ev.changed_shares) == 1:
+        return f"; activation (share of trials it changed, counterfactually): {shares}"
+    return (f"; activation per new mechanism (share of trials each changed, counterfactually): {shares}; "
+            f"the least active, {ev.least_active}, decides")
 
 
 def _fault_reason(ev: Evidence, th: Thresholds) -> str | None:
@@ -264,10 +301,16 @@ def _fault_reason(ev: Evidence, th: Thresholds) -> str | None:
 def _activity_reason(ev: Evidence, th: Thresholds) -> str | None:
     if not ev.requires_activity or ev.changed_share >= th.min_changed_share:
         return None
+    who = "the mechanism"
+    if len(ev.changed_shares) > 1:
+        low = [n for n, x in ev.changed_shares.items() if x < th.min_changed_share]
+        who = f"new mechanism{'s' if len(low) > 1 else ''} {', '.join(repr(n) for n in low)}"
+    elif ev.changed_shares:
+        who = f"the mechanism {ev.least_active!r}"
     if ev.changed_share == 0.0:
-        return (f"rejected: the mechanism never changed a proposal (hooks fired in {ev.fired_share:.1%} "
+        return (f"rejected: {who} never changed a proposal (hooks fired in {ev.fired_share:.1%} "
                 f"of trials, changed 0%; at least {th.min_changed_share:.1%} needed)")
-    return (f"rejected: the mechanism changed proposals in only {ev.changed_share:.1%} of trials "
+    return (f"rejected: {who} changed proposals in only {ev.changed_share:.1%} of trials "
             f"(fired in {ev.fired_share:.1%}); at least {th.min_changed_share:.1%} needed")
 
 

@@ -159,7 +159,8 @@ def build_evidence(candidate: Stack, incumbent: Stack, cand: Sequence[EvalResult
     watched = new_ids or list(candidate.mechanism_ids)
     trials = sum(r.n_trials for r in cand) or 1
     # Every new mechanism must clear min_changed_share on its own: the least active one decides.
-    changed = min((sum(r.changed_by.get(m, 0) for r in cand) for m in watched), default=0) / trials
+    shares = {m: sum(r.changed_by.get(m, 0) for r in cand) / trials for m in watched}
+    changed = min(shares.values(), default=0.0)
     fired = sum(max((r.fired_by.get(m, 0) for m in watched), default=0) for r in cand) / trials
     calls = sum(r.hook_calls for r in cand)
     fault_rate = sum(r.hook_faults for r in cand) / calls if calls else 0.0
@@ -176,7 +177,15 @@ def build_evidence(candidate: Stack, incumbent: Stack, cand: Sequence[EvalResult
         fired_share=fired,
         fault_rate=fault_rate,
         requires_activity=bool(candidate.mechanisms),
+        changed_shares=_by_name(candidate, shares) if candidate.mechanisms else {},
     )
+
+
+def _by_name(stack: Stack, by_id: dict[str, float]) -> dict[str, float]:
+    """``by_id`` keyed by mechanism name in stack order (a name two mechanisms share gets its id's prefix)."""
+    names = [m.name for m in stack.mechanisms]
+    return {(m.name if names.count(m.name) == 1 else f"{m.name}#{m.id[:8]}"): by_id[m.id]
+            for m in stack.mechanisms if m.id in by_id}
 
 
 class Judge:
