@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from _common import header, progress, timed
-from meta_study import by_function, method_table, seed_result, study_rows, study_summary
+from meta_study import by_function, method_table, run_rows, seed_result, study_rows, study_summary
 
 from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
@@ -47,6 +47,10 @@ from bilevel.runs.spec import RunSpec, load_spec
 from bilevel.runs.store import Store
 
 TEST_DIMENSIONS = (3, 10)
+# the run's own summary figures kept per outer seed (its confirmation/selection/test panels, against the baseline)
+RUN_KEYS = ("candidates", "kept", "stack", "val_panel", "val_improvement", "val_ci", "val_ci_unit", "val_pairs",
+            "selection_improvement", "selection_ci", "selection_ci_unit", "selection_pairs", "test_improvement",
+            "test_ci", "test_ci_unit", "test_pairs", "failed_trials", "manifest", "wall_s")
 
 
 def kept_stack(store: Store, run_id: str) -> Stack:
@@ -97,8 +101,9 @@ def _seed_spec(args: argparse.Namespace, k: int) -> RunSpec:
     base = load_spec(args.spec)
     overrides: dict[str, dict[str, object]] = {"run": {"seed": args.seed + k, "workers": args.workers,
                                                        "executor": args.executor}}
+    overrides["panels"] = {"split": args.split} if args.split else {}
     if k:
-        overrides["panels"] = {"salt": f"{base['panels']['salt']}-outer{k}"}
+        overrides["panels"]["salt"] = f"{base['panels']['salt']}-outer{k}"
     if args.generations:
         overrides["run"]["generations"] = args.generations
     if args.budget:
@@ -126,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--outer-seeds", type=int, default=1,
                     help="how many bilevel runs (seeds --seed, --seed+1, ...; each after the first with its own "
                          "panel salt), each kept stack scored on the same sealed split")
+    ap.add_argument("--split", choices=("instance", "group"),
+                    help="override the runs' [panels] split (default: the spec's; \"group\" validates and tests "
+                         "on BBOB functions the search panel never showed)")
     ap.add_argument("--generations", type=int, help="override the run's generations")
     ap.add_argument("--budget", type=int, help="override the inner budget (trials per inner run)")
     ap.add_argument("--seeds-per-instance", type=int, default=2)
@@ -151,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         run_id, kept, summary, run_s = _run_one(spec, args.store)
         print(f"outer seed {args.seed + k}: run {run_id}, {run_s:.0f} s, kept {summary.get('kept', '?')}: "
               f"{kept.describe()}")
-        runs.append({"seed": args.seed + k, "salt": spec["panels"]["salt"], "run_id": run_id, "stack": kept,
-                     "kept_count": summary.get("kept"), "run_s": run_s})
+        print("  " + "; ".join(f"{key} {summary[key]}" for key in RUN_KEYS if key in summary))
+        runs.append({"seed": args.seed + k, "salt": spec["panels"]["salt"], "split": spec["panels"]["split"],
+                     "run_id": run_id, "stack": kept, "kept_count": summary.get("kept"), "run_s": run_s,
+                     "summary": {key: summary[key] for key in RUN_KEYS if key in summary}})
 
     spec = _seed_spec(args, 0)
     settings = inner_settings(spec)
@@ -201,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(rows))
     per_seed = [seed_result(r, scores, entries) for r in runs]
     study = study_rows(per_seed, runs, scores, entries) if len(runs) > 1 else []
+    study = run_rows(per_seed) + study
     if study:
         print("\n".join(study))
     if args.out:

@@ -75,7 +75,8 @@ def seed_result(run: dict[str, Any], scores: dict[str, np.ndarray], entries: lis
         vs[name] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "unit": iv.unit,
                     "kept_wins": int(np.sum(ref < vals)), "ties": int(np.sum(d == 0)), "pairs": int(d.size),
                     "functions_kept_better": pos, "functions_used": n, "sign_p": p}
-    return {"seed": run["seed"], "salt": run["salt"], "run_id": run["run_id"], "kept": run["stack"].describe(),
+    return {"seed": run["seed"], "salt": run["salt"], "split": run.get("split", "instance"), "run_id": run["run_id"],
+            "kept": run["stack"].describe(), "run_summary": run.get("summary", {}),
             "kept_count": run["kept_count"], "kept_anything": bool(run["stack"].mechanisms) or bool(run["kept_count"]),
             "transfers": vs[BASELINE]["low"] > 0.0, "scores": ref.tolist(), "vs": vs}
 
@@ -125,4 +126,23 @@ def study_rows(per_seed: list[dict[str, Any]], runs: list[dict[str, Any]], score
         rows.append(f"| {n} | {s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}] | {s['seeds_kept_better']}/"
                     f"{s['seeds_used']}, p={s['seed_sign_p']:.3g} | {s['functions_kept_better']}/{s['functions_used']}, "
                     f"p={s['function_sign_p']:.3g} |")
+    return rows
+
+
+def run_rows(per_seed: list[dict[str, Any]]) -> list[str]:
+    """Each outer run's own figures (its summary: the kept stack against the baseline on the run's confirmation
+    or validation panel and its sealed test panel, on the run's functions), one row per outer seed."""
+    rows = ["\neach outer run on its own panels (its summary block; improvement = baseline - kept, log10 regret; "
+            "intervals as the summary prints them, with their unit):",
+            "| outer seed | split | candidates | kept | stack | val (panel) [95% CI] unit, pairs "
+            "| test [95% CI] unit, pairs | wall s |", "|---|---|---|---|---|---|---|---|"]
+    for p in per_seed:
+        s = p.get("run_summary", {})
+        if not s:
+            continue
+        val = (f"{s.get('val_improvement', '?')} {s.get('val_ci', '')} {s.get('val_ci_unit', '')}, "
+               f"{s.get('val_pairs', '?')} ({str(s.get('val_panel', 'confirmation')).split(' ')[0]})")
+        test = f"{s.get('test_improvement', '?')} {s.get('test_ci', '')} {s.get('test_ci_unit', '')}, {s.get('test_pairs', '?')}"
+        rows.append(f"| {p['seed']} | {p.get('split', '?')} | {s.get('candidates', '?')} | {s.get('kept', '?')} "
+                    f"| {str(s.get('stack', '?')).replace('|', '/')} | {val} | {test} | {s.get('wall_s', '?')} |")
     return rows
