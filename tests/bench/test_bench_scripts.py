@@ -95,7 +95,8 @@ def test_meta_result_outer_seeds_scores_each_kept_stack_and_pools_by_seed(
 
     mod = bench("meta_result")
     out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2", "--outer-seeds", "2",
-                     "--seeds-per-instance", "1", "--workers", "1", "--json", str(tmp_path / "m.json")], capsys)
+                     "--seeds-per-instance", "1", "--workers", "1", "--split", "group",
+                     "--json", str(tmp_path / "m.json")], capsys)
     data = json.loads((tmp_path / "m.json").read_text())
     methods = ["kept stack", "baseline inner loop", "random search", "optuna TPE", "optuna CMA-ES"]
     assert list(data["scores"]) == methods  # today's form: seed 0's kept stack and the four others
@@ -112,3 +113,8 @@ def test_meta_result_outer_seeds_scores_each_kept_stack_and_pools_by_seed(
     pooled = data["study"]["pooled"]["optuna TPE"]
     assert pooled["seeds_used"] <= 2 and pooled["low"] <= pooled["mean"] <= pooled["high"]
     assert "study over 2 outer seeds" in out and "runs that kept something:" in out
+    for s in seeds:  # --split group reached each run; its own summary figures are kept with it
+        assert s["split"] == "group" and s["run_summary"]["stack"].endswith(s["kept"].split(" | ")[-1])
+        assert s["run_summary"]["test_pairs"] == 4 and s["run_summary"]["val_ci_unit"] in ("group", "instance")
+        assert str(s["run_summary"]["kept"]) == str(s["kept_count"])
+    assert "each outer run on its own panels" in out
