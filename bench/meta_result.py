@@ -220,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "pairs": [e.key for e in entries], "kept": first["stack"].describe(),
             "scores": {k: v.tolist() for k, v in scores.items()},
+            "auc_solved": {k: list(v) for k, v in extra.items()}, "seconds": seconds,
             "seeds": per_seed, "study": study_summary(runs, scores, entries) if len(runs) > 1 else None,
         }, indent=1))
     if args.plot:
