@@ -29,7 +29,7 @@ from bilevel.judge.stack import Mechanism, Stack
 from bilevel.outer.authors.base import Author, AuthorContext, Candidate
 from bilevel.outer.errors import BudgetExhausted
 from bilevel.outer.level15 import propose_config
-from bilevel.outer.traces import TraceReport, analyse
+from bilevel.outer.traces import TraceReport, analyse, group_results
 
 
 class Recorder(Protocol):
@@ -60,6 +60,7 @@ class OuterSettings:
     level15: bool = True
     seed: int = 0
     wall_time_s: float | None = None
+    sequential_candidates: bool = False  # ask the author for one candidate at a time, each after the last verdict
 
 
 @dataclass
@@ -104,6 +105,7 @@ class OuterLoop:
         self.check = conformance
         self.progress = progress
         self.budget_check = budget_check  # other hard caps (LLM tokens, money, model time): a reason to stop
+        self.baseline = baseline
         self.state = OuterState(incumbent=baseline, library=list(library))
         self._start = time.monotonic() if started is None else started
 
@@ -138,20 +140,21 @@ class OuterLoop:
                                    {"generation": generation, "incumbent": st.incumbent.key})
         self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: traces of the incumbent")
         analysis = self._analyse(st.incumbent)
-        candidates = self._candidates(generation, analysis)
         passed: list[tuple[int, Candidate, Verdict]] = []
-        for index, cand in enumerate(candidates):
-            self._check_budget(generation, index)
-            self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: candidate {index + 1}/"
-                          f"{len(candidates)} ({cand.operation[:60]})")
-            verdict = self._judge(generation, index, cand)
-            st.candidates += 1
-            st.tried.add(cand.stack.key)
-            st.lineage.append({"generation": generation, "operation": cand.operation, "keep": verdict.keep,
-                               "reason": verdict.reason})
-            if verdict.keep:
-                passed.append((index, cand, verdict))
-        best = self._confirm(generation, passed)
+        entries: dict[int, dict[str, Any]] = {}
+        if self.settings.sequential_candidates:  # one candidate at a time, each written after the last verdict
+            index = 0
+            for k in range(self.settings.candidates):
+                for cand in self.author.propose(self._context(generation, analysis, k), 1):
+                    self._judge_one(generation, index, cand, self.settings.candidates, passed, entries)
+                    index += 1
+            for cand in self._config_candidates(generation, analysis):
+                self._judge_one(generation, index, cand, index + 1, passed, entries)
+        else:
+            candidates = self._candidates(generation, analysis)
+            for index, cand in enumerate(candidates):
+                self._judge_one(generation, index, cand, len(candidates), passed, entries)
+        best = self._confirm(generation, passed, entries)
         if best is not None:
             st.incumbent = best.stack
             st.kept += 1
@@ -163,34 +166,70 @@ class OuterLoop:
                                     "incumbent_stack": st.incumbent.to_json(),
                                     "kept": best.operation if best else None})
 
-    def _confirm(self, generation: int, passed: list[tuple[int, Candidate, Verdict]]) -> Candidate | None:
+    def _judge_one(self, generation: int, index: int, cand: Candidate, total: int,
+                   passed: list[tuple[int, Candidate, Verdict]], entries: dict[int, dict[str, Any]]) -> None:
+        """Judge one candidate and add it to the lineage the author reads (``outcome`` is final at the
+        generation's end: ``kept``, ``passed, not adopted`` or ``rejected``)."""
+        st = self.state
+        self._check_budget(generation, index)
+        self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: candidate {index + 1}/"
+                      f"{total} ({cand.operation[:60]})")
+        verdict = self._judge(generation, index, cand)
+        st.candidates += 1
+        st.tried.add(cand.stack.key)
+        entries[index] = {"generation": generation, "index": index, "operation": cand.operation,
+                          "keep": verdict.keep, "stage": verdict.stage, "reason": verdict.reason,
+                          "outcome": "passed validation (the generation's winner is chosen at its end)"
+                          if verdict.keep else f"rejected at {verdict.stage}"}
+        st.lineage.append(entries[index])
+        if verdict.keep:
+            passed.append((index, cand, verdict))
+
+    def _confirm(self, generation: int, passed: list[tuple[int, Candidate, Verdict]],
+                 entries: dict[int, dict[str, Any]]) -> Candidate | None:
         """The generation's winner (the largest validation improvement among the candidates that passed
         validation) if the judge confirms it on the generation's fresh panel; None otherwise. Records the
-        verdicts ``_judge`` held back: the winner's confirmation verdict, the others' validation ones."""
+        verdicts ``_judge`` held back: the winner's confirmation verdict, the others' validation ones; and
+        sets each passing candidate's lineage outcome."""
         if not passed:
             return None
         index, winner, selection = max(passed, key=lambda p: (p[2].mean_improvement, -p[0]))
+        for i, _, _ in passed:
+            if i != index:
+                entries[i]["outcome"] = "passed, not adopted (another candidate of its generation was better)"
+        entries[index]["outcome"] = "kept"
         if self.judge.confirms:
             self.progress(f"g{generation} of g0-g{self.settings.generations - 1}: confirming the winner "
                           f"({winner.operation[:60]}) on fresh pairs")
             final = self.judge.confirm(generation, winner.stack, self.state.incumbent, selection)
             for i, cand, verdict in passed:
                 self.recorder.record_verdict(generation, i, cand.stack.key, final if i == index else verdict)
-            self.state.lineage.append({"generation": generation, "operation": winner.operation,
-                                       "keep": final.keep, "reason": final.reason})
+            entries[index].update(keep=final.keep, stage=final.stage, reason=final.reason,
+                                  outcome="kept" if final.keep else "rejected: passed validation but not confirmed "
+                                                                     "on fresh pairs")
             if not final.keep:
                 return None
         return winner
 
     def _analyse(self, stack: Stack) -> TraceReport:
         results = self.evaluator.evaluate_many(stack, self.search_panel, keep_trace=True)
-        return analyse(self.space, [r.inner_result() for r in results])
+        base = results if stack.key == self.baseline.key else self.evaluator.evaluate_many(
+            self.baseline, self.search_panel, keep_trace=True)  # the store's cache has it from generation 0
+        return analyse(self.space, [r.inner_result() for r in results], group_results(results, base))
+
+    def _context(self, generation: int, analysis: TraceReport, start: int = 0) -> AuthorContext:
+        st = self.state
+        return AuthorContext(generation, self.settings.seed, st.incumbent, tuple(st.library), analysis,
+                             frozenset(st.tried), tuple(dict(e) for e in st.lineage), start)
 
     def _candidates(self, generation: int, analysis: TraceReport) -> list[Candidate]:
+        out = self.author.propose(self._context(generation, analysis), self.settings.candidates)
+        return out + self._config_candidates(generation, analysis)
+
+    def _config_candidates(self, generation: int, analysis: TraceReport) -> list[Candidate]:
+        """Level 1.5's candidate (a search-config change), if it has one not tried yet."""
         st = self.state
-        ctx = AuthorContext(generation, self.settings.seed, st.incumbent, tuple(st.library), analysis,
-                            frozenset(st.tried), tuple(st.lineage))
-        out = self.author.propose(ctx, self.settings.candidates)
+        out: list[Candidate] = []
         if self.settings.level15:
             config = propose_config(st.incumbent, analysis, generation)
             if config is not None and config.stack.key not in st.tried:

@@ -22,6 +22,7 @@ from bilevel.judge.panels import Panels, PanelSpec, split_panels
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 from bilevel.outer.authors import Author, make_author
+from bilevel.outer.authors.brief import make_brief
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import ExecutorSpec, make_executor
 from bilevel.outer.loop import OuterLoop, OuterSettings, OuterState
@@ -185,7 +186,8 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
                   setup.panels.confirmation if setup.panels.confirmation_instances else None)
     first = setup.benchmark.instances()[0]
     outer = OuterSettings(generations=run["generations"], candidates=run["candidates"], level15=run["level15"],
-                          seed=run["seed"], wall_time_s=run["wall_time_s"] or None)
+                          seed=run["seed"], wall_time_s=run["wall_time_s"] or None,
+                          sequential_candidates=bool(spec["llm"]["sequential_candidates"]) and run["author"] == "llm")
     guard = LedgerGuard(spec, recorder)
     reports: dict[str, dict[str, Any]] = {}
 
@@ -195,9 +197,12 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
             reports[source] = check_conformance(source, limits=settings.limits).to_json()
         return reports[source]
 
-    return OuterLoop(space=setup.benchmark.space(first), search_panel=setup.panels.search, judge=judge,
+    space = setup.benchmark.space(first)
+    brief = make_brief(run["benchmark"], setup.benchmark.SCORE_TEXT, space, settings,
+                       [e.group for e in setup.panels.search], spec["llm"]["author_repairs"])
+    return OuterLoop(space=space, search_panel=setup.panels.search, judge=judge,
                      evaluator=evaluator, author=author or (make_author(run["author"]) if run["author"] != "llm" else make_author(
-                         "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"])),
+                         "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"], brief)),
                      library=builtin_library() + recorded_library(recorder.store, recorder.run_id),
                      budget_check=guard.reason,
                      settings=outer, recorder=recorder,

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             # inner: "model" (the LLM proposes in the inner loop too) or "numeric" (the base strategy proposes,
             # the model only writes mechanisms: a study arm). proposals_per_call: proposals per proposer call.
             "inner": "model", "proposals_per_call": 8,
+            # write a generation's candidates one after another, each prompt showing the earlier verdicts
+            "sequential_candidates": False,
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
             "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0,
             # a LoRA adapter of the mlx model (`bilevel tune`); its hash is recorded when the run starts

@@ -46,7 +46,8 @@ class AuthorContext:
     library: tuple[Mechanism, ...]
     analysis: TraceReport
     tried: frozenset[str]  # stack keys already judged in this run
-    lineage: tuple[dict[str, Any], ...] = ()
+    lineage: tuple[dict[str, Any], ...] = ()  # judged candidates, oldest first (``OuterLoop`` documents the keys)
+    start: int = 0  # candidates of this generation already written and judged (sequential candidates)
 
 
 class Author(Protocol):

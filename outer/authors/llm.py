@@ -1,11 +1,16 @@
 """The LLM author: the same model as the inner proposer writes mechanism source.
 
-``propose`` is called once per generation. For each candidate it asks the
-model once, with a prompt (``prompts/author_v1.txt``, versioned, hashed) that
-holds the inner loop's real source and the mechanism contract (read from the
-installed modules at run time), the incumbent mechanisms' sources, the trace
-analysis, the library, and the lineage so far with each failure and its
-reason. The answer's ``python`` block is checked (compile, policy,
+``propose`` is called once per generation (or, with ``[llm] sequential_candidates``,
+once per candidate, after the previous ones of the generation were judged). For each
+candidate it asks the model once, with a prompt (``prompts/author_v2.txt``, versioned,
+hashed) whose system part holds the reference generated from the code for this run
+(``outer.authors.reference``: the space and config format, spacekit's API, the facades'
+allow-lists, the policy's rules, the limits, real ctx/state/trial dicts, the conformance
+check, which guidance the base proposer honours) and whose user part holds the inner
+loop's real source and the mechanism contract (read from the installed modules at run
+time), the incumbent mechanisms' sources, the trace analysis (with per-group results), the
+library, and the lineage so far: each candidate's idea (from its first answer), and its
+outcome: kept, passed but not adopted, or rejected with the reason. The answer's ``python`` block is checked (compile, policy,
 conformance) with the check the outer loop uses; a failure is fed back for at
 most ``repairs`` repairs. The last attempt becomes the candidate whatever
 happened: the outer loop's own conformance check then rejects it and the
@@ -28,9 +33,12 @@ from typing import Any
 from bilevel.inner.chat import Caller, ChatRequest
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.outer.authors.base import AuthorContext, Candidate
+from bilevel.outer.authors.brief import AuthorBrief
+from bilevel.outer.authors.reference import reference_text
 
 PROMPT_DIR = Path(__file__).parent / "prompts"
-PROMPT_VERSION = "author_v1"
+PROMPT_VERSION = "author_v2"
+FEEDBACK_PREFIX = "The sandbox check failed: "  # how a failed attempt is fed back (``lineage`` reads it back)
 MAX_MECHANISM_CHARS = 12_000  # stated in the prompt; a longer source is refused and fed back, never cut
 MAX_FEEDBACK_CHARS = 1500
 MAX_LINEAGE = 20
@@ -121,23 +129,33 @@ class LLMAuthor:
     check: Check
     repairs: int = 2
     name: str = "llm"
+    brief: AuthorBrief | None = None  # the run as the author sees it; None: no generated reference
 
     def propose(self, ctx: AuthorContext, n: int) -> list[Candidate]:
-        """Called once per generation, before any candidate of it is judged."""
+        """Called once per generation before any candidate of it is judged, or (sequential candidates) once
+        per candidate with ``ctx.start`` candidates of the generation already written and judged."""
         out: list[Candidate] = []
         seen = set(ctx.tried) | {ctx.incumbent.key}
-        for index in range(n):
+        for index in range(ctx.start, ctx.start + n):
             cand = self._one(ctx, index, out)
             if cand is not None and cand.stack.key not in seen:
                 seen.add(cand.stack.key)
                 out.append(cand)
         return out
 
+    def system_prompt(self, ctx: AuthorContext) -> str:
+        """The system prompt: the fixed instructions, then the reference generated for this run."""
+        system = prompt_texts()[0]
+        if self.brief is None:
+            return system
+        return system + "\n\n" + reference_text(self.brief, ctx.analysis.example_trials, MAX_MECHANISM_CHARS)
+
     def _one(self, ctx: AuthorContext, index: int, made: list[Candidate]) -> Candidate | None:
-        system, template, digest = prompt_texts()
-        messages: list[tuple[str, str]] = [("user", self._prompt(ctx, index, made, template))]
+        _, template, digest = prompt_texts()
+        system = self.system_prompt(ctx)
+        messages: list[tuple[str, str]] = [("user", self.user_prompt(ctx, index, made, template))]
         mech: Mechanism | None = None
-        summary = ""
+        idea = ""
         for repair in range(self.repairs + 1):
             request = ChatRequest(system, tuple(messages), "author", f"g{ctx.generation}:c{index}:r{repair}",
                                   f"{PROMPT_VERSION}@{digest}")
@@ -145,6 +163,7 @@ class LLMAuthor:
             if record.error:
                 return None  # no answer to judge; the failed call is in the transcript
             source, summary = extract_source(record.response)
+            idea = idea or summary  # the idea is the first answer's, not a repair's
             problem = answer_problem(source, record.truncated, record.tokens_out)
             mech = Mechanism(mechanism_name(source, ctx.generation, index), source)
             taken = set(ctx.incumbent.mechanism_ids) | {m.id for c in made for m in c.new}
@@ -166,12 +185,12 @@ class LLMAuthor:
         if mech is None or mech.id in set(ctx.incumbent.mechanism_ids):
             return None
         stack = Stack((*ctx.incumbent.mechanisms, mech), ctx.incumbent.search)
-        return Candidate(stack, f"llm: {mech.name}: {summary}"[:200], self.name, (mech,))
+        return Candidate(stack, f"llm: {mech.name}: {idea}"[:200], self.name, (mech,))
 
-    def _prompt(self, ctx: AuthorContext, index: int, made: list[Candidate], template: str) -> str:
+    def user_prompt(self, ctx: AuthorContext, index: int, made: list[Candidate], template: str) -> str:
+        """The first user message of candidate ``index`` (0-based) of ``ctx.generation``."""
         incumbent = "\n\n".join(f"### {m.name}\n```python\n{m.source}```" for m in ctx.incumbent.mechanisms)
-        lineage = [f"- g{e['generation']} {e['operation']}: {'KEPT' if e['keep'] else 'rejected'} "
-                   f"({str(e['reason'])[:300]})" for e in ctx.lineage[-MAX_LINEAGE:]]
+        lineage = [lineage_line(e) for e in ctx.lineage[-MAX_LINEAGE:]]
         lineage += [f"- g{ctx.generation} {c.operation}: written this generation, not judged yet" for c in made]
         return template.format(
             inner_source=module_source("bilevel.inner.loop"), contract_source=module_source("bilevel.mechanisms.contract"),
@@ -183,9 +202,18 @@ class LLMAuthor:
             generation=ctx.generation, max_chars=MAX_MECHANISM_CHARS)
 
 
+def lineage_line(entry: dict[str, Any]) -> str:
+    """One judged candidate as the author reads it: its idea and its exact outcome, with the reason.
+
+    ``entry`` is an outer-loop lineage entry; ``outcome`` is ``kept``, ``passed, not adopted`` or
+    ``rejected`` (entries without one, from older code, fall back on ``keep``)."""
+    outcome = entry.get("outcome") or ("passed validation" if entry.get("keep") else "rejected")
+    return f"- g{entry['generation']} {entry['operation']}: {outcome.upper()} ({str(entry['reason'])[:300]})"
+
+
 def _feedback(report: dict[str, Any]) -> str:
     example = json.dumps(report.get("example"), sort_keys=True)[:MAX_FEEDBACK_CHARS] if report.get("example") else ""
-    text = (f"The sandbox check failed: {report.get('status')}: {str(report.get('message', ''))[:MAX_FEEDBACK_CHARS]}"
+    text = (f"{FEEDBACK_PREFIX}{report.get('status')}: {str(report.get('message', ''))[:MAX_FEEDBACK_CHARS]}"
             + (f"\nFailing example: {example}" if example else "")
             + "\nFix the mechanism and answer with the whole corrected source in one ```python block.")
     return text

@@ -47,7 +47,7 @@ def _check_bilevel_run(store: Store, run_id: str) -> dict[str, Any]:
     assert "The sandbox check failed: policy_violation" in repair["messages"][-1][1]
     assert "def _iterate(self, t: int) -> Trial:" in author[0]["messages"][0][1]  # the inner loop's real source
     assert "class Hook(StrEnum)" in author[0]["messages"][0][1]  # the contract
-    assert author[0]["prompt_version"].startswith("author_v1@")
+    assert author[0]["prompt_version"].startswith("author_v2@")
     inner = [c for c in calls if c["level"] == "inner"]
     assert all(c["prompt_version"].startswith("proposer_batch_v1@") for c in inner)  # 8 proposals per call
     outcomes = {c["outcome"].split(":")[0] for c in inner}
