@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bilevel.inner import llm_proposer
-from bilevel.inner.search_config import SearchConfig
+from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.inner.space import Space
 from bilevel.judge import conformance
 from bilevel.mechanisms import spacekit
@@ -43,7 +43,7 @@ def _brief(strategy: str = "greedy", model: bool = False, **kw: Any) -> AuthorBr
     fields: dict[str, Any] = {
         "benchmark": "datamix-lm", "score_text": "validation bits per byte above the bound, lower is better",
         "space": SPACE, "budget": 40, "max_rejections": 3, "call_timeout_s": 1.5, "run_timeout_s": 90.0,
-        "memory_bytes": 1 << 29, "search": SearchConfig(strategy=strategy).to_json(), "model_proposes": model,
+        "memory_bytes": 1 << 29, "search": SearchConfig(strategy=Strategy(strategy)).to_json(), "model_proposes": model,
         "groups": ("g-web", "g-code"), "repairs": 2}
     return AuthorBrief(**{**fields, **kw})
 
@@ -118,9 +118,9 @@ def test_examples_are_built_by_the_workers_code() -> None:
 
 def test_the_base_proposer_section_says_what_it_honours(monkeypatch: pytest.MonkeyPatch) -> None:
     space = Space.from_json(SPACE)
-    assert honoured_keys(space, SearchConfig(strategy="greedy")) == dict.fromkeys(
+    assert honoured_keys(space, SearchConfig(strategy=Strategy.GREEDY)) == dict.fromkeys(
         ("focus", "freeze", "step_scale", "centre", "step_size"), True)
-    random_keys = honoured_keys(space, SearchConfig(strategy="random"))
+    random_keys = honoured_keys(space, SearchConfig(strategy=Strategy.RANDOM))
     assert random_keys["freeze"] and not any(v for k, v in random_keys.items() if k != "freeze")
     numeric = proposer_section(_brief("random"))
     assert "the numeric proposer `random` proposes" in numeric
