@@ -4,7 +4,7 @@ Both runs use the same BBOB instance, seeds and base proposer, in this
 process. The mechanisms run in the sandbox worker (reused between runs, as
 the evaluator reuses it); one cold run that starts a worker is timed apart.
 Prints the time per trial, the mechanisms' overhead per trial and per hook
-call, and the ratio. The cost of one sandboxed call against the same
+call, the exchanges with the worker per trial (``round trips/trial:``) and the ratio. The cost of one sandboxed call against the same
 function in-process is issue 6's ``bench/sandbox_cost.py``.
 
     .venv/bin/python bench/mechanism_overhead.py [--trials 100] [--repeats 5]
@@ -19,7 +19,7 @@ from functools import partial
 
 from _common import builtin_stack, header, progress, timed
 
-from bilevel.inner.loop import DEFAULT_POOL, InnerSettings, SessionPool, run_inner
+from bilevel.inner.loop import DEFAULT_POOL, InnerLoop, InnerSettings, SessionPool, run_inner
 from bilevel.judge.benchmarks.bbob import BBOBObjective
 
 MECHANISMS = ("tabu", "ucb_bandit", "trust_region")
@@ -38,15 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     plain: list[float] = []
     mech: list[float] = []
     calls: list[int] = []
+    trips: list[int] = []
     cold_s, _ = timed(lambda: run_inner(objective, stack.sources(), settings, 999, pool=SessionPool()))
     run_inner(objective, stack.sources(), settings, 998)  # warm the shared pool's worker
     for r in range(args.repeats):
         progress(f"repeat {r + 1}/{args.repeats}")
         t0, _ = timed(partial(run_inner, objective, [], settings, r))
-        t1, res = timed(partial(run_inner, objective, stack.sources(), settings, r))
+        loop = InnerLoop(objective, stack.sources(), settings, r)
+        t1, res = timed(loop.run)
         plain.append(t0)
         mech.append(t1)
         calls.append(sum(len(t.hooks) for t in res.trials))
+        trips.append(loop.round_trips)
     DEFAULT_POOL.close()
     p, m = statistics.median(plain), statistics.median(mech)
     n = args.trials
@@ -55,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"no mechanisms:   {p / n * 1e3:8.3f} ms/trial")
     print(f"3 mechanisms:    {m / n * 1e3:8.3f} ms/trial  (warm sandbox worker)")
     print(f"cold (new worker): {cold_s / n * 1e3:6.3f} ms/trial  (includes starting the worker)")
-    print(f"hook calls/trial:  {statistics.median(calls) / n:6.2f}")
+    print(f"hook calls/trial:  {statistics.median(calls) / n:6.2f}  (dry calls of the counterfactual check not counted)")
+    print(f"round trips/trial: {statistics.median(trips) / n:6.2f}  (exchanges with the worker, counted at the session)")
     print(f"overhead:        {(m - p) / n * 1e3:8.3f} ms/trial, {per_call:.3f} ms per hook call")
     print(f"ratio (3 mechanisms / none): {m / p:.1f}x")
     return 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bilevel.inner.chat import ModelRef
-from bilevel.inner.counterfactual import SKIP, Answer, Oracle, Path, changed_by
+from bilevel.inner.counterfactual import SKIP, Answer, Oracle, Path, canonical, changed_by, select
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
@@ -98,6 +98,19 @@ class _Iteration:
     rejections: int = 0
     notes: list[str] = field(default_factory=list)
     path: Path = field(default_factory=Path)
+    what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
+
+
+class _Pending(Exception):
+    """A counterfactual selection needs a dry call that has not been made yet."""
+
+    def __init__(self, call: tuple[str, str, dict[str, Any], Any]) -> None:
+        super().__init__(call[0])
+        self.call = call
+
+
+ROUNDS = 4
+"""Rounds of dry calls sent together before the rest are made one at a time."""
 
 
 class InnerLoop:
@@ -131,6 +144,8 @@ class InnerLoop:
         self.load_outcomes: dict[str, Outcome] = {}
         self.incumbent: Trial | None = None
         self.trials: list[Trial] = []
+        self.round_trips = 0  # exchanges with the sandbox worker after it loaded the stack (sandbox.steps)
+        self._round_trips_at_start = 0
 
     # -- public --------------------------------------------------------------
     def run(
@@ -178,10 +193,12 @@ class InnerLoop:
         else:
             self.session = SandboxSession(*args)
             self.load_outcomes = self.session.start()
+        self._round_trips_at_start = self.session.round_trips
 
     def _stop_sandbox(self) -> None:
         if self.session is None:
             return
+        self.round_trips += self.session.round_trips - self._round_trips_at_start
         if self.pool is not None:
             self.pool.release(self.session)
         else:
@@ -242,7 +259,7 @@ class InnerLoop:
         score, error = self._evaluate(candidate)
         kept = beats_incumbent(score, self.incumbent)
         draft = Trial(t, candidate, score, kept, source, it.rejections, (), "; ".join([*it.notes, error]).strip("; "))
-        it.events.extend(self._observe(draft))
+        it.events.extend(self._observe(draft, ahead=t + 1 if t + 1 < self.settings.budget else None))
         trial = Trial(t, candidate, score, kept, source, it.rejections, tuple(it.events), draft.error, changed)
         self._absorb(trial, replay=False)
         return trial
@@ -290,7 +307,13 @@ class InnerLoop:
         return config, self.proposer.last_source
 
     def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
-        for mid in self._active_with("review"):
+        reviewers = self._active_with("review")
+        if reviewers and self.session is not None:  # the reviews, and the dry calls they allow, in one exchange
+            real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
+            dry = [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
+            self.session.step([["review", it.index, reviewers, it.guidance, candidate],
+                               *([["dry", it.index, dry]] if dry else [])])
+        for mid in reviewers:
             assert self.session is not None
             out = self.session.call(mid, "review", it.index, it.guidance, candidate)
             it.path.answer(mid, "review", it.guidance, candidate, self._interpret("review", out))
@@ -326,21 +349,61 @@ class InnerLoop:
         return ("config", dict(value))
 
     def _changed_by(self, it: _Iteration, evaluated: Config) -> tuple[str, ...]:
-        """The mechanisms without which this iteration would have evaluated another config."""
+        """The mechanisms without which this iteration would have evaluated another config.
+
+        The dry calls it needs go to the worker a round at a time, each round in one exchange
+        (``SandboxSession.step``); the answers are the same as one call at a time (a dry call restores
+        the mechanism's state), and any the rounds did not get are made one by one."""
         if self.session is None or not self.settings.counterfactual or not it.path.order:
             return ()
+        for _ in range(ROUNDS):
+            dry = self._pending_dry(it)
+            if not dry:
+                break
+            self.session.step([["dry", it.index, dry]])
+        return changed_by(self.space, evaluated, it.path, self._oracle(it, lambda *_: True),
+                          self.settings.max_rejections)
+
+    def _oracle(self, it: _Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
+        """The counterfactual oracle of this iteration; a dry call for which ``ready`` is False raises
+        :class:`_Pending` instead of being made."""
         session = self.session
+        assert session is not None
+        memo = it.what_if
 
         def call_dry(mid: str, hook: str, guidance: dict[str, Any], candidate: Any) -> Answer:
             if mid not in session.active:
                 return SKIP
+            if not ready(mid, hook, guidance, candidate):
+                raise _Pending((mid, hook, guidance, candidate))
             return self._interpret(hook, session.call(mid, hook, it.index, guidance, candidate, dry=True))
 
         def what_if(attempt: int, guidance: dict[str, Any]) -> Config | None:
-            return self.proposer.what_if(it.index, self.incumbent, guidance, attempt)
+            key = (attempt, canonical(guidance))
+            if key not in memo:
+                memo[key] = self.proposer.what_if(it.index, self.incumbent, guidance, attempt)
+            return memo[key]
 
-        oracle = Oracle(it.path, call_dry, what_if)
-        return changed_by(self.space, evaluated, it.path, oracle, self.settings.max_rejections)
+        return Oracle(it.path, call_dry, what_if)
+
+    def _pending_dry(self, it: _Iteration) -> list[list[Any]]:
+        """The next dry call each counterfactual selection needs, given the answers known so far."""
+        if self.session is None or not self.settings.counterfactual or not it.path.order:
+            return []
+        session = self.session
+        oracle = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
+        out: list[list[Any]] = []
+        seen: set[tuple[str, str, str, str]] = set()
+        for mid in it.path.order:
+            try:
+                select(mid, it.path, oracle, self.settings.max_rejections)
+            except _Pending as need:
+                m, hook, guidance, candidate = need.call
+                key = (m, hook, canonical(guidance), canonical(candidate))
+                if key not in seen:
+                    seen.add(key)
+                    out.append([m, hook, guidance, candidate])
+        return out
 
     def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
         """Record a value the host refused; the session disables the mechanism after repeated faults."""
@@ -348,12 +411,14 @@ class InnerLoop:
         if self.session is not None:
             self.session.note_fault(mid, f"{hook}: {problem}")
 
-    def _observe(self, trial: Trial) -> list[HookEvent]:
+    def _observe(self, trial: Trial, ahead: int | None = None) -> list[HookEvent]:
+        """Observe a finished trial; ``ahead``: the next trial's index, whose guides and proposals the
+        sandbox then makes in the same exchange (``sandbox.steps``)."""
         if self.session is None:
             return []
         return [
             HookEvent(mid, "observe", out.status.value, False, "" if out.ok else out.message[:500])
-            for mid, out in self.session.observe(trial.for_mechanisms()).items()
+            for mid, out in self.session.observe(trial.for_mechanisms(), ahead=ahead).items()
         ]
 
     def _evaluate(self, config: Config) -> tuple[float | None, str]:

@@ -1,7 +1,8 @@
 """The worker's hook execution: what it does for each request, and the message shapes.
 
 Protocol: one JSON object per line each way. Requests (``op``): ``load``,
-``call``, ``observe``, ``replay``, ``reset``. The worker acknowledges each
+``call``, ``observe``, ``replay``, ``reset`` and ``step`` (several of those
+calls in one exchange, see :meth:`Worker.op_step`). The worker acknowledges each
 request (``{"ack": true}``) before it runs any mechanism code. For every hook
 call (or load) the worker writes ``{"exit": mech_id, "outcome": {...}}`` as
 soon as it finishes, then ``{"done": true, "cpu_s": ...}`` at the end of the
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from types import CodeType, FunctionType
 from typing import IO, Any
 
-from bilevel.mechanisms.contract import HOOK_NAMES
+from bilevel.mechanisms import spacekit
+from bilevel.mechanisms.contract import HOOK_NAMES, ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
 from bilevel.sandbox.outcome import Outcome, Status
@@ -114,7 +116,7 @@ class Worker:
         """Dispatch one request."""
         op = req.get("op")
         handler = {"load": self.op_load, "call": self.op_call, "observe": self.op_observe,
-                   "replay": self.op_replay, "reset": self.op_reset}.get(str(op))
+                   "replay": self.op_replay, "reset": self.op_reset, "step": self.op_step}.get(str(op))
         if handler is None:
             self.send_done(error=f"unknown op {op!r}")
             return
@@ -146,22 +148,103 @@ class Worker:
         mechanism's own business: the contract keeps state in ``state``)."""
         hook = str(req["hook"])
         t = int(req["trial_index"])
-        guidance = {} if hook == "guide" else (req.get("guidance") or {})
         for mech_id in req["mechs"]:
-            m = self.mechs.get(mech_id)
-            if m is None or hook not in m.hooks or hook == "observe":
-                self.send_exit(mech_id, Outcome(Status.CRASH, message=f"{mech_id} has no {hook} loaded", layer="host"))
-                continue
-            args: list[Any] = [self.ctx(t, guidance), m.state]
-            if hook == "review":
-                args.append(fresh(req.get("candidate")))
-            snapshot = state_snapshot(m) if req.get("dry") else None
-            outcome = self.invoke(m, hook, t, args, check=True)
-            if snapshot is not None:
-                m.state.clear()
-                m.state.update(marshal.loads(snapshot))
-            self.send_exit(mech_id, outcome)
+            self.call_one(str(mech_id), hook, t, req.get("guidance") or {}, req.get("candidate"),
+                          dry=bool(req.get("dry")))
         self.send_done()
+
+    def op_step(self, req: dict[str, Any]) -> None:
+        """Run the parts of one exchange in order, and stop where the host must decide before more runs.
+
+        Parts (``req["parts"]``): ``["obs", trial, mechs]`` records a finished trial and observes it;
+        ``["guide", t, mechs]``; ``["propose", t, mechs]`` with the guidance merged from this request's
+        guide part (``sandbox.hooks`` uses the contract's own ``check_guidance`` and ``merge_guidance``,
+        as the inner loop does); ``["review", t, mechs, guidance, candidate]``; ``["dry", t, calls]``
+        with calls ``[mech_id, hook, guidance, candidate]`` whose ``state`` is restored afterwards.
+        The worker stops (sends ``done``) as soon as the next call could depend on something only the
+        host decides: a fault, guidance the contract refuses or with a ``centre`` (checked against
+        the host's space), a proposal (the host validates it), a rejection or a changed candidate
+        before the last review. So every call it makes is one the host's step-by-step path would
+        have made, in the same order and with the same inputs.
+        """
+        guidance: dict[str, Any] = {}
+        outs: list[Outcome] | None
+        for part in req["parts"]:
+            kind = part[0]
+            if kind == "obs":
+                outs = self.step_observe(part[1], part[2])
+            elif kind == "guide":
+                outs, guidance = self.step_guides(int(part[1]), part[2])
+            elif kind in ("propose", "review"):
+                outs = self.step_chain(kind, int(part[1]), part[2], guidance if kind == "propose" else part[3],
+                                       part[4] if kind == "review" else None)
+            else:
+                outs = self.step_dry(int(part[1]), part[2])
+            if outs is None or not all(o.ok for o in outs):
+                break
+        self.send_done()
+
+    def step_observe(self, trial: dict[str, Any], mechs: list[str]) -> list[Outcome]:
+        self.record(trial)
+        outs = []
+        for mech_id in mechs:
+            outs.append(self.observe_one(mech_id, trial))
+            self.send_exit(mech_id, outs[-1])
+        return outs
+
+    def step_guides(self, t: int, mechs: list[str]) -> tuple[list[Outcome] | None, dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        outs: list[Outcome] = []
+        names = spacekit.names(self.space)
+        for mech_id in mechs:
+            out = self.call_one(mech_id, "guide", t, {}, None, dry=False)
+            outs.append(out)
+            if out.ok:
+                try:
+                    parts.append(check_guidance(json.loads(json.dumps(out.value)), names))
+                except (ContractError, ValueError, TypeError):
+                    return None, {}
+        if any("centre" in g for g in parts):
+            return None, {}
+        return outs, merge_guidance(parts)
+
+    def step_chain(self, hook: str, t: int, mechs: list[str], guidance: dict[str, Any],
+                   candidate: Any) -> list[Outcome] | None:
+        outs: list[Outcome] = []
+        for mech_id in mechs:
+            out = self.call_one(mech_id, hook, t, guidance, candidate, dry=False)
+            outs.append(out)
+            if not out.ok or out.value is not None:
+                return None  # a fault, a proposal, a rejection or a changed candidate: the host decides
+        return outs
+
+    def step_dry(self, t: int, calls: list[list[Any]]) -> list[Outcome]:
+        outs: list[Outcome] = []
+        for mech_id, hook, guidance, candidate in calls:
+            out = self.call_one(str(mech_id), str(hook), t, guidance or {}, candidate, dry=True)
+            outs.append(out)
+            if not out.ok:
+                break
+        return outs
+
+    def call_one(self, mech_id: str, hook: str, t: int, guidance: dict[str, Any], candidate: Any,
+                 dry: bool) -> Outcome:
+        """One guide, propose or review call (``op_call``'s body), its exit line sent."""
+        m = self.mechs.get(mech_id)
+        if m is None or hook not in m.hooks or hook == "observe":
+            out = Outcome(Status.CRASH, message=f"{mech_id} has no {hook} loaded", layer="host")
+            self.send_exit(mech_id, out)
+            return out
+        args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}), m.state]
+        if hook == "review":
+            args.append(fresh(candidate))
+        snapshot = state_snapshot(m) if dry else None
+        out = self.invoke(m, hook, t, args, check=True)
+        if snapshot is not None:
+            m.state.clear()
+            m.state.update(marshal.loads(snapshot))
+        self.send_exit(mech_id, out)
+        return out
 
     def op_observe(self, req: dict[str, Any]) -> None:
         """Record a finished trial, then call ``observe`` on each listed mechanism."""

@@ -26,8 +26,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bilevel.mechanisms.contract import HOOK_NAMES
 from bilevel.sandbox.channel import KEY_BYTES, Verifier
-from bilevel.sandbox.outcome import SandboxError, WorkerStartError
+from bilevel.sandbox.outcome import Outcome, SandboxError, WorkerStartError
 
 # The folder that holds the ``bilevel`` package (site-packages, or the checkout for an editable install).
 ROOT = str(Path(__file__).parent.parent.parent)
@@ -312,3 +313,29 @@ class WorkerProcess:
     def returncode(self) -> int | None:
         """The exit status once killed (negative: the signal), as ``subprocess`` reports it."""
         return self._status[0]
+
+
+MESSAGE_CAP = 4_000
+TRACEBACK_CAP = 40_000
+
+
+def exit_outcome(event: dict[str, Any] | ReadFailure, mech_id: str, load: bool) -> Outcome | None:
+    """The outcome in a well-formed exit line for ``mech_id`` (of a ``load`` when ``load``), else None."""
+    if isinstance(event, ReadFailure) or event.get("exit") != mech_id:
+        return None
+    data = event.get("outcome")
+    if not isinstance(data, dict):
+        return None
+    try:
+        outcome = Outcome.from_json(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not sound_value(outcome.value, 0):
+        return None
+    outcome = dataclasses.replace(outcome, message=clean(outcome.message, MESSAGE_CAP),
+                                  traceback=clean(outcome.traceback, TRACEBACK_CAP))
+    if load and outcome.ok:
+        hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
+        if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):
+            return None
+    return outcome

@@ -46,8 +46,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from bilevel.mechanisms.contract import HOOK_NAMES
-from bilevel.sandbox.faults import UNAVAILABLE, Entry, Failure, FaultPolicy, death_outcome
+from bilevel.sandbox.faults import UNAVAILABLE, Entry, Failure, death_outcome
 from bilevel.sandbox.outcome import Outcome, SandboxError, Status, WorkerStartError
 from bilevel.sandbox.policy import compile_mechanism
 from bilevel.sandbox.process import (  # noqa: F401 - re-exported
@@ -58,14 +57,14 @@ from bilevel.sandbox.process import (  # noqa: F401 - re-exported
     ReadFailure,
     WorkerProcess,
     clean,
+    exit_outcome,
     plain_json,
     sound_value,
 )
+from bilevel.sandbox.steps import Steps
 
 DONE_GRACE_S = 5.0
 MAX_BLAMELESS_RETRIES = 2
-MESSAGE_CAP = 4_000
-TRACEBACK_CAP = 40_000
 _LOAD = "load"
 DEFAULT_LIMITS = Limits()
 
@@ -84,7 +83,7 @@ def _host_check(source: str, filename: str) -> Outcome:
     return compile_mechanism(source, filename)
 
 
-class SandboxSession(FaultPolicy):
+class SandboxSession(Steps):
     """The sandbox of one inner run: one long-lived worker holding a stack of mechanisms.
 
     Construct it, call :meth:`start`, then per inner-loop iteration call
@@ -114,6 +113,7 @@ class SandboxSession(FaultPolicy):
         self._seed = int(seed)
         self._budget = int(budget)
         self._history: list[dict[str, Any]] = []
+        self._reset_steps()
 
     # -- context manager ----------------------------------------------------------
     def __enter__(self) -> SandboxSession:
@@ -209,6 +209,9 @@ class SandboxSession(FaultPolicy):
     def guide_all(self, trial_index: int) -> dict[str, Outcome]:
         """Call ``guide`` on every active mechanism that defines it, in stack order (step 1 of an iteration)."""
         self._check_open()
+        ahead = self._take_guides(int(trial_index))
+        if ahead is not None:
+            return ahead
         return self._call_each("guide", self._active_with("guide"), int(trial_index), {}, None)
 
     def call(self, mech_id: str, hook: str, trial_index: int, guidance: dict[str, Any],
@@ -222,29 +225,42 @@ class SandboxSession(FaultPolicy):
         entry = self._entry(mech_id)
         if hook not in ("guide", "propose", "review"):
             raise SandboxError(f"call() runs guide, propose or review, not {hook!r}")
+        guidance = plain_json(guidance or {}, "guidance")
+        candidate = plain_json(candidate, "candidate")
+        ahead = self._take(mech_id, hook, int(trial_index), guidance, candidate, dry)
+        if ahead is not None:
+            return ahead
         if not entry.enabled:
             return self._disabled_outcome(entry)
         if hook not in entry.hooks:
             raise SandboxError(f"mechanism {mech_id!r} does not define {hook!r}")
-        guidance = plain_json(guidance or {}, "guidance")
-        candidate = plain_json(candidate, "candidate")
         results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate, dry)
         return results.get(mech_id) or self._disabled_outcome(entry)
 
-    def observe(self, trial: dict[str, Any]) -> dict[str, Outcome]:
-        """Record a finished trial and call ``observe`` on every active mechanism that defines it (step 5)."""
+    def observe(self, trial: dict[str, Any], ahead: int | None = None) -> dict[str, Outcome]:
+        """Record a finished trial and call ``observe`` on every active mechanism that defines it (step 5).
+
+        ``ahead``: the index of the next trial, whose guides and proposals then go to the worker in the
+        same exchange (``sandbox.steps``); the loop's ``guide_all`` and ``call`` for it take them from there.
+        """
         self._check_open()
         trial = plain_json(trial, "trial")
         if not isinstance(trial, dict) or not isinstance(trial.get("index", 0), int):
             raise SandboxError("a trial must be a dict with an int 'index'")
+        self._forget_ahead()
         self._history.append(trial)
         results: dict[str, Outcome] = {}
         retries = 0
         while self.active:
             self._ensure_worker(replay_upto=len(self._history) - 1)
             mechs = self._within_budget(self._active_with("observe"), results)
-            request = {"op": "observe", "trial": trial, "mechs": mechs}
-            outcomes, failure = self._stream(request, [(m, "observe") for m in mechs], charge=True)
+            if ahead is not None and not retries and self._worker is not None:
+                parts, planned = self._ahead_parts(int(ahead))
+                parts = [["obs", trial, mechs], *parts] if planned else [["obs", trial, mechs]]
+                outcomes, failure = self._exchange(parts, planned if len(parts) > 1 else [], mechs)
+            else:
+                request = {"op": "observe", "trial": trial, "mechs": mechs}
+                outcomes, failure = self._stream(request, [(m, "observe") for m in mechs], charge=True)
             for mid, out in zip(mechs, outcomes, strict=False):
                 if mid not in results:
                     results[mid] = out
@@ -289,11 +305,13 @@ class SandboxSession(FaultPolicy):
         return retries
 
     def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]],
-                charge: bool) -> tuple[list[Outcome], Failure | None]:
+                charge: bool, partial: bool = False) -> tuple[list[Outcome], Failure | None]:
         """Send one request and read one exit line per expected call, then ``done``.
 
+        ``partial``: the worker may end the request (``done``) before the last expected call (a ``step``).
         On a failure the worker is dead (killed if need be) and the failing call is blamed.
         """
+        self.round_trips += 1
         worker = self._worker
         if worker is None:
             raise SandboxError("no worker")
@@ -306,7 +324,10 @@ class SandboxSession(FaultPolicy):
             limit, kind = self._call_limit(mid, charge)
             event = worker.read(start + limit)
             now = time.monotonic()
-            outcome = self._exit_outcome(event, mid, hook)
+            if partial and isinstance(event, dict) and event.get("done") is True and "error" not in event:
+                self._took(worker, event)
+                return outcomes, None
+            outcome = exit_outcome(event, mid, hook == _LOAD)
             if outcome is None:
                 return outcomes, Failure(i, mid, self._fail(worker, event, hook, now - start, limit, kind))
             if charge:
@@ -338,27 +359,6 @@ class SandboxSession(FaultPolicy):
             outcome = death_outcome(code, f"the time between requests after {culprit}'s last call", 0.0)
         return Failure(-1, culprit, outcome)
 
-    def _exit_outcome(self, event: dict[str, Any] | ReadFailure, mech_id: str, hook: str) -> Outcome | None:
-        """The outcome in a well-formed exit line for ``mech_id``, else None."""
-        if isinstance(event, ReadFailure) or event.get("exit") != mech_id:
-            return None
-        data = event.get("outcome")
-        if not isinstance(data, dict):
-            return None
-        try:
-            outcome = Outcome.from_json(data)
-        except (KeyError, TypeError, ValueError):
-            return None
-        if not sound_value(outcome.value, 0):
-            return None
-        outcome = dataclasses.replace(outcome, message=clean(outcome.message, MESSAGE_CAP),
-                                      traceback=clean(outcome.traceback, TRACEBACK_CAP))
-        if hook == _LOAD and outcome.ok:
-            hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
-            if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):
-                return None
-        return outcome
-
     def _finish(self, worker: WorkerProcess, start: float, last: int) -> Failure | None:
         """Read the ``done`` line. A worker that does not send it is killed (to be restarted on demand),
         and the mechanism whose code ran last in it is blamed: nothing else runs after its exit line."""
@@ -370,10 +370,14 @@ class SandboxSession(FaultPolicy):
             if culprit is None or last < 0 or (event is ReadFailure.EOF and worker.returncode == -signal.SIGKILL):
                 return None
             return Failure(last, culprit, outcome)
-        cpu = event.get("cpu_s")
+        self._took(worker, event)
+        return None
+
+    @staticmethod
+    def _took(worker: WorkerProcess, done: dict[str, Any]) -> None:
+        cpu = done.get("cpu_s")
         if isinstance(cpu, (int, float)):
             worker.cpu_s = float(cpu)
-        return None
 
     def _fail(self, worker: WorkerProcess, event: dict[str, Any] | ReadFailure, hook: str, elapsed: float,
               limit: float, kind: str) -> Outcome:
