@@ -12,6 +12,7 @@ from typing import Any
 
 from bilevel.inner.loop import InnerSettings
 from bilevel.inner.search_config import SearchConfig, Strategy
+from bilevel.inner.space import Space
 from bilevel.judge.benchmarks import get_benchmark
 from bilevel.judge.benchmarks.base import Benchmark
 from bilevel.judge.conformance import check_conformance
@@ -53,6 +54,13 @@ def judge_setup(spec: RunSpec) -> JudgeSetup:
     panels = split_panels(benchmark.instances(), panel_spec)
     thresholds = Thresholds.from_json(spec["judge"])
     return JudgeSetup(benchmark, panels, thresholds, build_manifest(benchmark, panels, thresholds))
+
+
+def first_search_space(setup: JudgeSetup) -> Space:
+    """The space of the first search-panel instance (whose traces the author is shown first)."""
+    entries = setup.panels.search or setup.panels.validation
+    benchmark = setup.benchmark
+    return benchmark.space(benchmark.instance(entries[0].instance) if entries else benchmark.instances()[0])
 
 
 def inner_settings(spec: RunSpec) -> InnerSettings:
@@ -198,8 +206,9 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
         return reports[source]
 
     space = setup.benchmark.space(first)
-    brief = make_brief(run["benchmark"], setup.benchmark.SCORE_TEXT, space, settings,
-                       [e.group for e in setup.panels.search], spec["llm"]["author_repairs"])
+    brief = make_brief(run["benchmark"], setup.benchmark.SCORE_TEXT, first_search_space(setup), settings,
+                       [e.group for e in setup.panels.search], spec["llm"]["author_repairs"],
+                       [setup.benchmark.space(i) for i in setup.benchmark.instances()])
     return OuterLoop(space=space, search_panel=setup.panels.search, judge=judge,
                      evaluator=evaluator, author=author or (make_author(run["author"]) if run["author"] != "llm" else make_author(
                          "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"], brief)),

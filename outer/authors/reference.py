@@ -56,6 +56,11 @@ def _doc(obj: Any) -> str:
     return inspect.getdoc(obj) or "(no docstring)"
 
 
+def _dims(brief: AuthorBrief) -> str:
+    dims = [str(d) for d in brief.dimensions] or [str(spacekit.dims(brief.space))]
+    return dims[0] if len(dims) == 1 else ", ".join(dims[:-1]) + " or " + dims[-1]
+
+
 def benchmark_section(brief: AuthorBrief) -> str:
     space = brief.space
     groups = ", ".join(brief.groups) or "(one group)"
@@ -64,8 +69,9 @@ def benchmark_section(brief: AuthorBrief) -> str:
         f"- benchmark: {brief.benchmark}; its score: {brief.score_text}. Every score is minimised.",
         f"- each inner run has a budget of {brief.budget} trials; review may reject a candidate at most "
         f"{brief.max_rejections} times per trial (then the last candidate runs anyway).",
-        f"- dimensions: {len(spacekit.names(space))} parameters, {spacekit.dims(space)} unit coordinates "
-        "(spacekit.dims).",
+        f"- dimensions: the instances of this benchmark have {_dims(brief)} unit coordinates (spacekit.dims); the "
+        f"space shown below, of the first search-panel instance, has {len(spacekit.names(space))} parameters and "
+        f"{spacekit.dims(space)} coordinates. Read names and sizes from ctx[\"space\"], never hard-code them.",
         f"- instance groups on the search panel: {groups}; validation may use other instances of the same "
         "benchmark, so write for the benchmark, not for one instance.",
     ])
@@ -75,7 +81,7 @@ def space_section(brief: AuthorBrief) -> str:
     space = brief.space
     example = spacekit.decode(space, [0.5] * spacekit.dims(space))
     return "\n".join([
-        "## The search space of this run (ctx[\"space\"], JSON) and the format of a config",
+        "## The search space (ctx[\"space\"], JSON) of the first search-panel instance, and the format of a config",
         "```json", json.dumps(space, sort_keys=True), "```",
         "A config is a dict with a value for every parameter; the centre of this space "
         "(spacekit.decode(space, [0.5] * dims)) is:",

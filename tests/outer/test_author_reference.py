@@ -54,13 +54,14 @@ TRIALS = ({"index": 0, "config": {"lr": 0.01, "layers": 2, "act": "relu", "mix":
 
 def test_every_section_is_there_with_this_runs_values() -> None:
     text = reference_text(_brief(), TRIALS, 12_000)
-    for header in ("## The benchmark and the budget", "## The search space of this run", "## The base proposer",
+    for header in ("## The benchmark and the budget", "## The search space (ctx[\"space\"], JSON)", "## The base proposer",
                    "## What your hooks receive", "## spacekit", "## What you may import", "## The sandbox's rules",
                    "## Limits", "## The conformance check"):
         assert header in text, header
     assert "benchmark: datamix-lm; its score: validation bits per byte above the bound" in text
     assert "budget of 40 trials" in text and "at most 3 times per trial" in text
-    assert "dimensions: 4 parameters, 5 unit coordinates" in text  # the simplex block counts one per domain
+    assert "has 4 parameters and 5 coordinates" in text  # the simplex block counts one per domain
+    assert "instances of this benchmark have 3 or 5 unit coordinates" in reference_text(_brief(dimensions=(3, 5)), (), 1)
     assert json.dumps(SPACE, sort_keys=True) in text
     centre = spacekit.decode(SPACE, [0.5] * 5)
     assert json.dumps(centre, sort_keys=True) in text  # the format a config takes, decoded by spacekit itself
