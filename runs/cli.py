@@ -255,6 +255,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     say("lineage:")
     for line in lineage_lines(store, args.run_id):
         say("  " + line)
+    from bilevel.runs.author_attempts import truncation_lines  # answers cut at the token limit (issue 12)
+
+    cut = truncation_lines(store, args.run_id)
+    if cut:
+        say("truncated calls:")
+        for line in cut:
+            say("  " + line)
     return 0
 
 

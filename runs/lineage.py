@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bilevel.judge.stack import Stack
+from bilevel.runs.author_attempts import author_attempts, candidate_of, unjudged_lines
 from bilevel.runs.history import RunHistory, load_history, stack_from_json
 from bilevel.runs.store import Store
 
@@ -75,9 +76,12 @@ def nodes(store: Store, history: RunHistory) -> list[Node]:
 
 
 def tree_lines(store: Store, run_id: str) -> list[str]:
-    """The lineage as an indented tree, two lines per node: what it is, then why the judge decided so."""
+    """The lineage as an indented tree: what each node is, its numbers, why the judge decided so, and for a
+    candidate of the LLM author every attempt (first answer, each repair) with its outcome; then the
+    author's candidates that never reached the judge."""
     history = load_history(store, run_id)
     ns = nodes(store, history)
+    attempts = author_attempts(store, run_id)
     children: dict[str, list[Node]] = defaultdict(list)
     for n in ns:
         children[n.parent].append(n)
@@ -93,12 +97,15 @@ def tree_lines(store: Store, run_id: str) -> list[str]:
             lines.append(f"{inner}    {n.describe}")
             lines.append(f"{inner}    {n.numbers()}")
             lines.append(f"{inner}    reason: {n.reason}")
+            lines.extend(f"{inner}    {a.line()}" for a in attempts.get(candidate_of(n.operation) or (-1, -1), []))
             if n.adopted:
                 walk(n.key, inner)
 
     walk(history.baseline.key, "")
     if len(lines) == 1:
         lines.append("(no candidates yet)")
+    judged = {key for n in ns if (key := candidate_of(n.operation)) is not None}
+    lines.extend(unjudged_lines(store, run_id, judged))
     return lines
 
 

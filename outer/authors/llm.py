@@ -208,7 +208,11 @@ def lineage_line(entry: dict[str, Any]) -> str:
     ``entry`` is an outer-loop lineage entry; ``outcome`` is ``kept``, ``passed, not adopted`` or
     ``rejected`` (entries without one, from older code, fall back on ``keep``)."""
     outcome = entry.get("outcome") or ("passed validation" if entry.get("keep") else "rejected")
-    return f"- g{entry['generation']} {entry['operation']}: {outcome.upper()} ({str(entry['reason'])[:300]})"
+    reason = str(entry["reason"])
+    if outcome != "kept" and reason.startswith("kept: "):  # the judge's words for passing one stage, not a keep
+        reason = "validation passed: " + reason.removeprefix("kept: ")
+    label, sep, detail = outcome.partition(" (")
+    return f"- g{entry['generation']} {entry['operation']}: {label.upper()}{sep}{detail} ({reason[:300]})"
 
 
 def _feedback(report: dict[str, Any]) -> str:
