@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bilevel.inner.records import InnerResult, Trial
 from bilevel.inner.search_config import SearchConfig
 from bilevel.inner.space import FloatParam, Space
@@ -50,6 +52,7 @@ def _ctx(incumbent: Stack, generation: int = 0, tried: frozenset[str] = frozense
     return AuthorContext(generation, 7, incumbent, _library(), analyse(SPACE, [_trace()]), tried)
 
 
+@pytest.mark.slow  # 40-100 s on 2 shared cores: every candidate is probed; test_operators covers determinism
 def test_offline_author_is_deterministic_and_never_repeats_itself() -> None:
     author = OfflineAuthor()
     stack = Stack((_library()[0],))
@@ -63,6 +66,7 @@ def test_offline_author_is_deterministic_and_never_repeats_itself() -> None:
     assert not set(keys) & {c.stack.key for c in later}
 
 
+@pytest.mark.slow  # 30 candidates, each probed: 60-100 s on 2 shared cores
 def test_offline_mutants_are_real_source_changes() -> None:
     author = OfflineAuthor()
     stack = Stack(_library()[:2])
