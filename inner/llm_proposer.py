@@ -267,6 +267,14 @@ class LLMProposer(Proposer):
         self._last_source = self.source + FALLBACK_SUFFIX
         return self.fallback.propose(trial_index, incumbent, guidance)
 
+    def prompt(self, trial_index: int, incumbent: Trial, guidance: dict[str, Any]) -> tuple[str, str]:
+        """(system, first user message) of the call this proposer would make now, with its history so far;
+        ``runs.estimate`` calls it before a run to measure the prompt's real size (nothing is asked)."""
+        if self.per_call > 1:
+            system, template, _ = prompt_texts(BATCH_PROMPT_VERSION)
+            return system, self._user_prompt(template, trial_index, incumbent, guidance, n_proposals=self.per_call)
+        system, template, _ = prompt_texts()
+        return system, self._user_prompt(template, trial_index, incumbent, guidance)
 
     def _user_prompt(self, template: str, trial_index: int, incumbent: Trial, guidance: dict[str, Any],
                      **extra: Any) -> str:

@@ -62,6 +62,7 @@ class Group:
     author: str | None = None  # None: the study's author; "none": no Level 2 author
     mechanism: str | None = None  # fixed groups: the one control mechanism (None: the baseline)
     adapter: bool = False  # the study's [llm] adapter (the tuned author); other groups run the base model
+    inner: str | None = None  # "numeric": [llm] inner for this group (None: the study's)
 
 
 GROUPS: tuple[Group, ...] = (
@@ -77,6 +78,10 @@ GROUPS: tuple[Group, ...] = (
 TUNED = Group("tuned", "+ Level 1.5 and Level 2, tuned author (LoRA adapter)", outer=True, level15=True,
               adapter=True)
 """The study arm of issue 16: group C with the spec's ``[llm] adapter``; added when the spec names one."""
+NUMERIC = Group("numeric", "+ Level 1.5 and Level 2, numeric inner proposer ([llm] inner)", outer=True,
+                level15=True, inner="numeric")
+"""The study arm of issue 12: group C with ``[llm] inner = "numeric"`` (the model writes mechanisms, the base
+strategy proposes); added when the study has a model and asks for it (``--groups ...,numeric``)."""
 
 
 class NoAuthor:
@@ -164,8 +169,9 @@ def repeat_spec(base: RunSpec, repeat: int) -> dict[str, Any]:
 
 def run_ablation(store: Store, base: RunSpec, repeats: int, groups: tuple[Group, ...] = GROUPS,
                  progress: Callable[[str], None] = lambda _m: None,
-                 on_eval: Callable[[int, int], None] | None = None) -> AblationResult:
-    """Run every group ``repeats`` times and pair each with group A on the same test panel."""
+                 on_eval: Callable[[int, int], None] | None = None, yes: bool = False) -> AblationResult:
+    """Run every group ``repeats`` times and pair each with group A on the same test panel. ``yes``: the
+    study's cost estimate was accepted (``bilevel ablate`` gates it once), so no run is refused for it."""
     started = time.monotonic()
     study_author = str(base["run"]["author"])
     names = {g.name for g in groups}
@@ -184,8 +190,10 @@ def run_ablation(store: Store, base: RunSpec, repeats: int, groups: tuple[Group,
             progress(f"repeat {r + 1}/{repeats}: group {g.name} ({g.label})")
             author = g.author if g.author not in (None, "none") else study_author
             llm = {} if g.adapter else {"adapter": "", "adapter_hash": ""}  # only the tuned arm has the adapter
+            if g.inner is not None:
+                llm["inner"] = g.inner
             spec = RunSpec(merge(data, {"run": {"level15": g.level15, "author": author}, "llm": llm}, "ablation"))
-            run_id = create_run(store, spec)
+            run_id = create_run(store, spec, yes=yes)
             store.recorder(run_id).record_event("ablation", "ablation", {"group": g.name, "repeat": r,
                                                                          "label": g.label})
             execute(store, run_id, progress=progress, on_eval=on_eval,

@@ -28,18 +28,21 @@ def _spec(spec: dict[str, Any] | str | Path) -> RunSpec:
     return load_spec(None, spec, source="spec dict")
 
 
-def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, quiet: bool = True) -> dict[str, Any]:
+def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, quiet: bool = True,
+        yes: bool = False) -> dict[str, Any]:
     """Run the bilevel loop on ``spec`` to its end, like ``bilevel run --spec``; return its summary.
 
     ``store`` is the run store directory (default ``bilevel-runs``, as on the command line).
     With ``quiet=False`` the live progress line is written to stderr. The result has ``run_id``
     plus the keys of the CLI's ``--- summary ---`` block (``run``, ``kept``, ``val_improvement``, ...).
-    Raises :class:`SpecError` for a malformed spec, before anything is recorded.
+    Raises :class:`SpecError` for a malformed spec, before anything is recorded, and its subclass
+    ``runs.estimate.CostRefused`` when a priced model's estimate is over $5 with no dollar cap
+    (``yes=True`` goes ahead, as ``--yes`` does).
     """
     checked = _spec(spec)
     db = Store.in_dir(Path(store) if store is not None else DEFAULT_STORE)
     try:
-        run_id = create_run(db, checked)
+        run_id = create_run(db, checked, yes=yes)
         if quiet:
             summary = execute(db, run_id)
         else:

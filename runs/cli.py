@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="a LoRA adapter (`bilevel tune`) for the mlx model; its hash is recorded ([llm] adapter)")
     run.add_argument("--library", type=Path, action="append", default=[], metavar="FILE",
                      help="add your mechanism file to the author's library (repeatable; also [run] library)")
+    run.add_argument("--yes", action="store_true",
+                     help="go ahead when a priced model's estimate is over $5 and no [llm] *_max_usd cap is set")
     add_store_argument(run)
 
     resume = sub.add_parser("resume", help="continue a stopped or killed run")
@@ -165,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = pin_adapter(spec)
     library = library_mechanisms(spec)
-    setup = check_new_run(spec)  # before the store exists: a failed check leaves nothing behind
+    setup = check_new_run(spec, yes=args.yes)  # before the store exists: a failed check leaves nothing behind
     store = Store.in_dir(args.store)
     run_id = record_run(store, spec, setup, library)
     print(f"run: {run_id}", flush=True)

@@ -20,6 +20,7 @@ from bilevel.judge.evaluate import Comparison
 from bilevel.judge.stack import Stack
 from bilevel.runs.history import RunHistory, load_history, test_bench
 from bilevel.runs.ledger import Ledger, ledger
+from bilevel.runs.llm_setup import inner_mode
 from bilevel.runs.rsi import RsiMetrics, rsi_metrics
 from bilevel.runs.store import Store, StoreError
 
@@ -40,6 +41,7 @@ class Subject:
     scores: tuple[tuple[str, str, int, float], ...] = ()  # (group, instance, seed, score) per test pair
     confidence: float = 0.95
     n_boot: int = 2000
+    llm_inner: str = "-"  # [llm] inner of the run, in words (runs.llm_setup.inner_mode); "-": no model
 
     def per_ktoken(self) -> float:
         return 1000.0 * self.final.mean / self.ledger.tokens if self.ledger.tokens else math.nan
@@ -82,7 +84,7 @@ def subject(store: Store, run_id: str, lineage: str | None = None,
     judge = history.spec["judge"]
     return Subject(label, run_id, history.benchmark, history.manifest_hash, stack, final, curve,
                    ledger(store, run_id), rsi_metrics(store, run_id, history), scores,
-                   float(judge["confidence"]), int(judge["n_boot"]))
+                   float(judge["confidence"]), int(judge["n_boot"]), inner_mode(history.spec.to_json()))
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def table_lines(subjects: list[Subject]) -> list[str]:
                                 _n(s.final.ci_high), str(s.final.n_pairs), _n(s.per_ktoken(), "+.6f"),
                                 _n(s.per_dollar(), "+.4f"), _n(s.per_ktrial(), "+.6f"), str(s.ledger.tokens),
                                 f"{s.ledger.dollars:.4f}", str(s.ledger.trials)]))
+    if len({s.llm_inner for s in subjects}) > 1:  # a study arm: who proposes in the inner loop
+        lines.append("[llm] inner differs: " + "; ".join(f"{s.label} = {s.llm_inner}" for s in subjects))
     paired = paired_differences(subjects)
     if paired:
         lines.append("")

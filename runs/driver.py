@@ -101,13 +101,19 @@ def library_mechanisms(spec: RunSpec) -> list[Mechanism]:
     return read_mechanisms(library_paths(spec["run"]["library"], None), inner_settings(spec).limits)
 
 
-def check_new_run(spec: RunSpec, preflight: bool = True) -> JudgeSetup:
-    """Every check made before a run is recorded: the judge (panel sizes), the author, the models and one
-    pre-flight trial of the benchmark (``preflight``). Raises with the cause; records nothing."""
+def check_new_run(spec: RunSpec, preflight: bool = True, yes: bool = False, estimate: bool = True) -> JudgeSetup:
+    """Every check made before a run is recorded: the judge (panel sizes), the author, the models, the
+    cost estimate of a priced model (printed; over $5 with no dollar cap refused unless ``yes``) and one
+    pre-flight trial of the benchmark (``preflight``); ``estimate=False``: the caller gates the cost itself.
+    Raises with the cause; records nothing."""
     setup = judge_setup(spec)
     if spec["run"]["author"] != "llm":
         make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
     check_models(spec)  # a missing API key, package or model path fails before anything is recorded
+    if estimate:
+        from bilevel.runs.estimate import gate  # the estimate needs this module's inner settings
+
+        gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, yes)
     if preflight and spec["run"]["preflight"]:
         preflight_trial(setup.benchmark, setup.panels, spec["run"]["benchmark"])
     return setup
@@ -123,12 +129,13 @@ def record_run(store: Store, spec: RunSpec, setup: JudgeSetup, library: Sequence
 
 
 def create_run(store: Store, spec: RunSpec, preflight: bool = True,
-               library: Sequence[Mechanism] | None = None) -> str:
+               library: Sequence[Mechanism] | None = None, yes: bool = False) -> str:
     """Check and record a new run and return its id; nothing is evaluated yet except one pre-flight
     trial of the benchmark (``preflight``), which must succeed. ``library``: the user's mechanisms
-    (default: read from the spec's ``[run] library`` files; a replay passes the original's recorded ones)."""
+    (default: read from the spec's ``[run] library`` files; a replay passes the original's recorded ones).
+    ``yes``: go ahead when a priced model's estimate is over $5 with no dollar cap (``--yes``)."""
     library = library_mechanisms(spec) if library is None else library
-    return record_run(store, spec, check_new_run(spec, preflight), library)
+    return record_run(store, spec, check_new_run(spec, preflight, yes), library)
 
 
 def effective_spec(store: Store, run_id: str) -> RunSpec:

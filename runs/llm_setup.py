@@ -55,6 +55,19 @@ def author_model(spec: RunSpec) -> ModelRef | None:
     return _ref(spec, name, "author") if name else None
 
 
+INNER_WORDS = {"model": "model (the model proposes in the inner loop too)",
+               "numeric": "numeric (the model writes mechanisms; the base strategy proposes)"}
+
+
+def inner_mode(spec: dict[str, Any]) -> str:
+    """``[llm] inner`` of a recorded spec in words (runs recorded before the key existed used the model);
+    ``-`` for a run without a model. Shown by ``show`` and ``compare``."""
+    llm = spec.get("llm", {})
+    if not llm.get("model"):
+        return "-"
+    return INNER_WORDS.get(str(llm.get("inner", "model")), str(llm.get("inner")))
+
+
 def check_models(spec: RunSpec) -> None:
     """Build each model once, so a missing key, package or path, or a local server that is down or lacks
     the model, fails before anything is recorded."""
@@ -141,6 +154,7 @@ def ledger_lines(ledger: dict[str, dict[str, Any]], spec: dict[str, Any]) -> lis
     llm = spec.get("llm", {})
     lines = [f"model: {llm.get('model') or '(none)'}"
              + (f"; author model: {llm['author_model']} (ablation)" if llm.get("author_model") else "")
+             + (f"; [llm] inner = {inner_mode(spec)}" if llm.get("model") else "")
              + (f"; adapter: {llm['adapter']} (sha256 {llm.get('adapter_hash', '')[:16]})" if llm.get("adapter") else "")]
     for level in LEVELS:
         used = ledger.get(level, {})

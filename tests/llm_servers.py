@@ -13,7 +13,9 @@
 Both honour the request's token limit (``max_tokens``; ``options.num_predict``) as real servers
 do: a longer answer is cut there and marked (``stop_reason: "max_tokens"``; ``done_reason:
 "length"``). ``canned`` answers, one per request, replace the scripted brain (recorded answers
-shaped like a real model's).
+shaped like a real model's); ``script`` gives the brain other author answers (:func:`realistic_script`:
+mechanisms of a real answer's size); ``tokens`` counts tokens (default: words, as ``scripted:`` does;
+:func:`realistic_tokens`: about a real tokenizer).
 
 ``faults`` is a list of status codes to answer, one per request, before the
 normal answers. Each server runs on 127.0.0.1 in a daemon thread and shuts
@@ -26,6 +28,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -37,8 +40,10 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "
 
 class _Server:
     def __init__(self, faults: list[int] | None = None, lifetime_s: float = 300.0, known_model: str = "",
-                 canned: list[str] | None = None) -> None:
-        self.brain = ScriptedBrain()
+                 canned: list[str] | None = None, tokens: Callable[[str], int] = token_count,
+                 script: dict[str, Any] | None = None) -> None:
+        self.brain = ScriptedBrain(script)
+        self.tokens = tokens  # how the server counts tokens (default: words, as the scripted backend does)
         self.canned = list(canned or [])
         self.faults = list(faults or [])
         self.requests: list[dict[str, Any]] = []
@@ -89,7 +94,7 @@ class _Server:
             return self.faults.pop(0) if self.faults else None
 
     def count(self, text_in: str, text_out: str) -> tuple[int, int]:
-        tin, tout = token_count(text_in), token_count(text_out)
+        tin, tout = self.tokens(text_in), self.tokens(text_out)
         with self.lock:
             self.usage["in"] += tin
             self.usage["out"] += tout
@@ -105,10 +110,38 @@ def _answer(server: _Server, system: str, messages: list[dict[str, Any]], limit:
         text = server.canned.pop(0) if server.canned else ""
     if not text:
         text = server.brain.answer(system, messages)
-    if limit is not None and token_count(text) > limit:
+    if limit is not None and server.tokens(text) > limit:
+        if server.tokens is not token_count:  # cut where the server's own count reaches the limit
+            return text[:_cut_at(server.tokens, text, limit)], True
         cut = re.match(r"\s*(?:\S+\s+){" + str(limit) + "}", text)
         return text[: cut.end() if cut else len(text)], True
     return text, False
+
+
+def _cut_at(tokens: Callable[[str], int], text: str, limit: int) -> int:
+    """The longest prefix of ``text`` (in characters) that ``tokens`` counts at most ``limit``."""
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if tokens(text[:mid]) <= limit else (low, mid - 1)
+    return low
+
+
+def realistic_script() -> dict[str, Any]:
+    """Author answers of a capable model's size: built-in mechanisms (3-4k characters each, with their
+    docstrings), and one draft the sandbox refuses (so some candidates take a repair, as real ones do)."""
+    from bilevel.mechanisms.library import load_source
+    from bilevel.outer.llm.scripted import BROKEN_MECHANISM
+
+    names = ("trust_region", "quad_surrogate", "ucb_bandit", "restart_plateau", "cma_rank_one", "elite_crossover")
+    answers = [load_source(n) for n in names]
+    return {"author": [*answers[:3], BROKEN_MECHANISM, *answers[3:]]}
+
+
+def realistic_tokens(text: str) -> int:
+    """About a real tokenizer's count: 3.6 characters per token (the default author prompt, 23-31k
+    characters, was 6.4-8.7k tokens: shared/FACTS.md)."""
+    return -(-len(text) * 10 // 36)
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, content_type: str = "application/json") -> None:
@@ -140,7 +173,7 @@ class AnthropicServer(_Server):
         with self.lock:
             cached = self.prompt_cache
             for role, block in seq:
-                total += token_count(block["text"])
+                total += self.tokens(block["text"])
                 prefix = hashlib.sha256(f"{prefix}|{role}|{block['text']}".encode()).hexdigest()
                 if prefix in cached:
                     read = total

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bilevel.runs.ablate import ABLATE_DEFAULTS, GROUPS, TUNED, run_ablation
+from bilevel.runs.ablate import ABLATE_DEFAULTS, GROUPS, NUMERIC, TUNED, run_ablation
 from bilevel.runs.commands import add_store_argument
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import SpecError, load_spec
@@ -31,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a LoRA adapter of the mlx model (`bilevel tune`): adds the group 'tuned', the tuned "
                              "author against the base author of group C on the same panels")
     parser.add_argument("--groups", help=f"comma-separated subset of {','.join(g.name for g in GROUPS)} "
-                                         "(A and one outer group are always needed)")
+                                         "(A and one outer group are always needed); with --model also "
+                                         "'numeric': group C with [llm] inner = \"numeric\"")
+    parser.add_argument("--yes", action="store_true",
+                        help="go ahead when a priced model's estimate is over $5 and no [llm] *_max_usd cap is set")
     add_store_argument(parser)
 
 
@@ -61,20 +64,27 @@ def run(args: argparse.Namespace) -> int:
     from bilevel.runs.finetune import pin_adapter  # the tuned-author arm (issue 16)
 
     spec = pin_adapter(spec)
-    every = GROUPS + ((TUNED,) if spec["llm"]["adapter"] else ())
-    groups = every
+    every = GROUPS + ((TUNED,) if spec["llm"]["adapter"] else ()) + ((NUMERIC,) if spec["llm"]["model"] else ())
+    groups = tuple(g for g in every if g is not NUMERIC)  # the numeric arm runs when --groups names it
     if args.groups:
         wanted = [g.strip() for g in args.groups.split(",") if g.strip()]
         unknown = sorted(set(wanted) - {g.name for g in every})
         if unknown:
             raise SpecError(f"unknown groups {unknown}; groups are {', '.join(g.name for g in every)}"
-                            + ("" if spec["llm"]["adapter"] else " ('tuned' needs --adapter)"))
+                            + ("" if spec["llm"]["adapter"] else " ('tuned' needs --adapter)")
+                            + ("" if spec["llm"]["model"] else " ('numeric' needs --model)"))
         groups = tuple(g for g in every if g.name in wanted or g.name == "A")
+    from bilevel.runs.driver import judge_setup
+    from bilevel.runs.estimate import gate
+
+    setup = judge_setup(spec)  # the study's cost, gated once before anything is recorded
+    gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, args.yes,
+         runs=args.repeats * sum(1 for g in groups if g.outer))
     store = Store.in_dir(args.store)
     print(f"ablation: {spec['run']['benchmark']}, author {spec['run']['author']}, {args.repeats} repeats, "
           f"groups {', '.join(g.name for g in groups)}", flush=True)
     with Progress() as progress:
-        result = run_ablation(store, spec, args.repeats, groups, progress.stage, progress.evaluation)
+        result = run_ablation(store, spec, args.repeats, groups, progress.stage, progress.evaluation, yes=True)
     print("--- ablation ---")
     for line in result.table():
         print(line)

@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", help="benchmark name (default: the spec's, else bbob)")
     parser.add_argument("--spec", type=Path, help="TOML spec file (panels, judge thresholds, inner budget)")
     parser.add_argument("--workers", type=int, help="evaluation processes")
+    parser.add_argument("--yes", action="store_true",
+                        help="go ahead when a priced model's estimate is over $5 and no [llm] *_max_usd cap is set")
     add_store_argument(parser)
 
 
@@ -52,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     spec = with_paths(load_spec(args.spec, overrides), args.spec)
     settings = inner_settings(spec)
     mechanisms = read_mechanisms(args.files, settings.limits)
-    setup = check_new_run(spec)
+    from bilevel.runs.estimate import gate
+    from bilevel.runs.spec import RunSpec, merge
+
+    setup = check_new_run(spec, estimate=False)  # gated below as what it is: one candidate, no author
+    one = RunSpec(merge(spec.to_json(), {"run": {"generations": 1, "candidates": 1, "level15": False,
+                                                 "author": "offline"}}, "judge"))
+    gate(one, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, args.yes)
     store = Store.in_dir(args.store)
     run_id = record_run(store, spec, setup, mechanisms)
     print(f"run: {run_id}", flush=True)
