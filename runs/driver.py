@@ -111,9 +111,10 @@ def check_new_run(spec: RunSpec, preflight: bool = True, yes: bool = False, esti
         make_author(spec["run"]["author"])  # refuse an unknown author before anything is recorded
     check_models(spec)  # a missing API key, package or model path fails before anything is recorded
     if estimate:
-        from bilevel.runs.estimate import gate  # the estimate needs this module's inner settings
+        from bilevel.runs.estimate import gate
 
-        gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, yes)
+        gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, inner_settings(spec).search,
+             yes)
     if preflight and spec["run"]["preflight"]:
         preflight_trial(setup.benchmark, setup.panels, spec["run"]["benchmark"])
     return setup

@@ -40,6 +40,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "inner": "model", "proposals_per_call": 8,
             # write a generation's candidates one after another, each prompt showing the earlier verdicts
             "sequential_candidates": False,
+            # Ollama: how long the server keeps the model loaded after a call (a duration: "30m", "1h", "-1")
+            "keep_alive": "30m",
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
             "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0,
             # a LoRA adapter of the mlx model (`bilevel tune`); its hash is recorded when the run starts

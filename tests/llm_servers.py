@@ -8,7 +8,9 @@
   written one reads it; usage reports ``cache_creation_input_tokens`` and
   ``cache_read_input_tokens`` and leaves both out of ``input_tokens``.
 - :class:`OllamaServer`: ``POST /api/chat``, streaming (NDJSON chunks, the last
-  with ``done`` and the token counts) or not; ``{"error": ...}`` with 404.
+  with ``done`` and the token counts) or not; ``{"error": ...}`` with 404; ``/api/show`` (the
+  model's context length); a prompt over the request's ``num_ctx`` loses its start, as Ollama's
+  does, and the server notes it (``violations``).
 
 Both honour the request's token limit (``max_tokens``; ``options.num_predict``) as real servers
 do: a longer answer is cut there and marked (``stop_reason: "max_tokens"``; ``done_reason:
@@ -211,9 +213,60 @@ class AnthropicServer(_Server):
 
 
 class OllamaServer(_Server):
-    """Ollama's ``/api/chat`` on loopback, streaming or not."""
+    """Ollama's ``/api/chat`` on loopback, streaming or not, with ``/api/show`` and Ollama's context window.
+
+    As the real server does, a chat request's prompt longer than its ``options.num_ctx`` (default
+    :attr:`default_ctx`) loses its start silently: the answer is made from what is left. The server
+    also keeps what a real one would be given wrongly, in ``violations``: a dropped prompt start, a
+    ``num_ctx`` above the model's ``context_length`` (what ``/api/show`` reports), a window too small
+    for ``num_predict``. ``shows`` holds the ``/api/show`` requests.
+    """
+
+    default_ctx = 4096  # Ollama's window when a request sets none
+
+    def __init__(self, *args: Any, context_length: int = 32768, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.context_length = context_length
+        self.violations: list[str] = []
+        self.shows: list[dict[str, Any]] = []
+
+    def window(self, body: dict[str, Any], system: str, rest: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+        """The prompt as the model sees it within ``num_ctx``: the start dropped when it is too long."""
+        options = body.get("options") or {}
+        ctx = int(options.get("num_ctx") or self.default_ctx)
+        predict = int(options.get("num_predict") or 0)
+        parts = [system, *(m["content"] for m in rest)]
+        total = sum(self.tokens(p) for p in parts)
+        with self.lock:
+            if ctx > self.context_length:
+                self.violations.append(f"num_ctx {ctx} > the model's context length {self.context_length}")
+            if total + predict > ctx and total <= ctx:
+                self.violations.append(f"num_ctx {ctx} leaves no room for num_predict {predict} "
+                                       f"after a {total}-token prompt")
+            if total <= ctx:
+                return system, rest
+            self.violations.append(f"prompt of {total} tokens > num_ctx {ctx}: its start was dropped")
+        drop = total - ctx
+        kept: list[str] = []
+        for part in parts:
+            n = self.tokens(part)
+            kept.append("" if drop >= n else part[len(part) * drop // max(n, 1):])
+            drop = max(0, drop - n)
+        return kept[0], [{**m, "content": c} for m, c in zip(rest, kept[1:], strict=True)]
 
     def handle(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
+        if path == "/api/show":  # what Client.show asks for: the model's details and context length
+            with self.lock:
+                self.shows.append(body)
+            if self.known_model and body.get("model") != self.known_model:
+                _send(h, 404, {"error": f"model '{body.get('model')}' not found"})
+                return
+            _send(h, 200, {"modified_at": "2026-11-22T00:00:00Z", "template": "{{ .Prompt }}", "modelfile": "",
+                           "parameters": "", "details": {"family": "qwen2", "parameter_size": "7.6B"},
+                           "model_info": {"general.architecture": "qwen2",
+                                          "qwen2.context_length": self.context_length},
+                           "capabilities": ["completion"]})
+            return
         if path == "/api/tags":  # what `ollama list` (Client.list) asks for
             models = [self.known_model] if self.known_model else []
             _send(h, 200, {"models": [{"name": m, "model": m, "modified_at": "2026-11-22T00:00:00Z", "size": 1,
@@ -230,6 +283,7 @@ class OllamaServer(_Server):
         msgs = body["messages"]
         system = "".join(m["content"] for m in msgs if m["role"] == "system")
         rest = [m for m in msgs if m["role"] != "system"]
+        system, rest = self.window(body, system, rest)
         text, cut = _answer(self, system, rest, (body.get("options") or {}).get("num_predict"))
         tin, tout = self.count(system + "".join(m["content"] for m in rest), text)
         base = {"model": body["model"], "created_at": "2026-11-22T00:00:00Z"}
