@@ -23,7 +23,7 @@ from bilevel.judge.panels import Panels, PanelSpec, split_panels
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 from bilevel.outer.authors import Author, make_author
-from bilevel.outer.authors.brief import make_brief
+from bilevel.outer.authors.brief import AuthorBrief, make_brief
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import ExecutorSpec, make_executor
 from bilevel.outer.loop import OuterLoop, OuterSettings, OuterState
@@ -54,6 +54,14 @@ def judge_setup(spec: RunSpec) -> JudgeSetup:
     panels = split_panels(benchmark.instances(), panel_spec)
     thresholds = Thresholds.from_json(spec["judge"])
     return JudgeSetup(benchmark, panels, thresholds, build_manifest(benchmark, panels, thresholds))
+
+
+def author_brief(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings) -> AuthorBrief:
+    """What the LLM author is told about the run (``outer.authors.brief``); the cost estimate builds the
+    author's real prompt with it."""
+    return make_brief(spec["run"]["benchmark"], setup.benchmark.SCORE_TEXT, first_search_space(setup), settings,
+                      [e.group for e in setup.panels.search], spec["llm"]["author_repairs"],
+                      [setup.benchmark.space(i) for i in setup.benchmark.instances()])
 
 
 def first_search_space(setup: JudgeSetup) -> Space:
@@ -113,8 +121,8 @@ def check_new_run(spec: RunSpec, preflight: bool = True, yes: bool = False, esti
     if estimate:
         from bilevel.runs.estimate import gate
 
-        gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, inner_settings(spec).search,
-             yes)
+        settings = inner_settings(spec)
+        gate(spec, first_search_space(setup), setup.panels, settings, yes, brief=author_brief(spec, setup, settings))
     if preflight and spec["run"]["preflight"]:
         preflight_trial(setup.benchmark, setup.panels, spec["run"]["benchmark"])
     return setup

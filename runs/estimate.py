@@ -40,12 +40,13 @@ import numpy as np
 
 from bilevel.inner.chat import ModelRef
 from bilevel.inner.llm_proposer import LLMProposer
+from bilevel.inner.loop import InnerSettings
 from bilevel.inner.records import Trial
-from bilevel.inner.search_config import SearchConfig
 from bilevel.inner.space import Space
 from bilevel.judge.panels import Panels
 from bilevel.judge.stack import Mechanism, Stack
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
+from bilevel.outer.authors.brief import AuthorBrief
 from bilevel.runs.llm_setup import author_model, inner_model
 from bilevel.runs.spec import RunSpec, SpecError
 
@@ -160,9 +161,9 @@ def _panel_runs(spec: RunSpec, panels: Panels) -> tuple[int, int, list[str]]:
     return per_gen, 2 * t, basis
 
 
-def _proposer_prompt(spec: RunSpec, space: Space, search: SearchConfig, ref: ModelRef) -> tuple[str, str]:
+def _proposer_prompt(spec: RunSpec, space: Space, settings: InnerSettings, ref: ModelRef) -> tuple[str, str]:
     """The proposer's real prompt late in an inner run: a full history of random configs of this space."""
-    proposer = LLMProposer(space, search, 0, ref, "estimate")
+    proposer = LLMProposer(space, settings.search, 0, ref, "estimate")
     rng = np.random.default_rng(0)
     budget = spec["inner"]["budget"]
     for i in range(min(budget, 12)):
@@ -178,23 +179,26 @@ def _proposal_answer(space: Space, n_changes: int, per_call: int) -> str:
     return json.dumps(one if per_call == 1 else {"proposals": [one] * per_call})
 
 
-def _author_prompt(spec: RunSpec, space: Space, search: SearchConfig) -> tuple[str, str]:
-    """The author's real first prompt of generation 0 (the built-in library, no traces yet)."""
+def _author_prompt(spec: RunSpec, space: Space, settings: InnerSettings, brief: AuthorBrief | None
+                   ) -> tuple[str, str]:
+    """The author's real first request of generation 0 (its system prompt with the run's brief, and the first
+    user message; the built-in library, no traces yet)."""
     from bilevel.outer.authors.base import AuthorContext
     from bilevel.outer.authors.llm import LLMAuthor, prompt_texts
     from bilevel.outer.traces import analyse
 
     library = tuple(Mechanism(name, load_source(name)) for name in BUILTIN_NAMES)
-    ctx = AuthorContext(0, spec["run"]["seed"], Stack((), search), library,
+    ctx = AuthorContext(0, spec["run"]["seed"], Stack((), settings.search), library,
                         analyse(space, []), frozenset(), ())
-    system, template, _ = prompt_texts()
-    author = LLMAuthor(caller=None, check=lambda _s: {"ok": True})  # type: ignore[arg-type]
-    return system, author._prompt(ctx, 0, [], template)
+    author = LLMAuthor(caller=None, check=lambda _s: {"ok": True}, brief=brief)  # type: ignore[arg-type]
+    return author.system_prompt(ctx), author.user_prompt(ctx, 0, [], prompt_texts()[1])
 
 
-def estimate(spec: RunSpec, space: Space, panels: Panels, search: SearchConfig) -> Estimate | None:
+def estimate(spec: RunSpec, space: Space, panels: Panels, settings: InnerSettings,
+             brief: AuthorBrief | None = None) -> Estimate | None:
     """The run's estimate, or None when neither level has a priced model (local and scripted ones are free).
-    ``search``: the base proposer's config (``runs.driver.inner_settings(spec).search``)."""
+    ``space``: the first search-panel instance's; ``settings``: ``runs.driver.inner_settings(spec)``;
+    ``brief``: what the LLM author is told about the run (``runs.driver.author_brief``)."""
     inner_ref, author_ref = inner_model(spec), author_model(spec) if spec["run"]["author"] == "llm" else None
     priced = [r for r in (inner_ref, author_ref) if r is not None and (r.prices[0] > 0 or r.prices[1] > 0)]
     if not priced:
@@ -202,11 +206,11 @@ def estimate(spec: RunSpec, space: Space, panels: Panels, search: SearchConfig) 
     llm, inner = spec["llm"], spec["inner"]
     per_gen_runs, test_runs, basis = _panel_runs(spec, panels)
     per_call = llm["proposals_per_call"]
-    init = search.init_random
+    init = settings.search.init_random
     calls_per_run = math.ceil(max(0, inner["budget"] - init) / per_call)
     inner_cost = final = LevelCost("inner", 0, 0, 0, 0, 0, 0.0)
     if inner_ref is not None:
-        system, user = _proposer_prompt(spec, space, search, inner_ref)
+        system, user = _proposer_prompt(spec, space, settings, inner_ref)
         answer = min(tokens(_proposal_answer(space, inner["n_changes"], per_call)), llm["max_tokens"])
         prompt = tokens(system) + tokens(user)
         inner_cost = _calls_cost(inner_ref, "inner", per_gen_runs * calls_per_run, prompt, tokens(system), answer)
@@ -216,7 +220,7 @@ def estimate(spec: RunSpec, space: Space, panels: Panels, search: SearchConfig) 
                      f"({len(system) + len(user):,} characters, built now), answer {answer:,} tokens")
     author_cost = LevelCost("author", 0, 0, 0, 0, 0, 0.0)
     if author_ref is not None:
-        system, user = _author_prompt(spec, space, search)
+        system, user = _author_prompt(spec, space, settings, brief)
         longest = max(len(load_source(n)) for n in BUILTIN_NAMES)
         answer = min(math.ceil((longest + PROSE_CHARS) / CHARS_PER_TOKEN), llm["author_answer_tokens"])
         prompt = tokens(system) + tokens(user)
@@ -231,12 +235,13 @@ def estimate(spec: RunSpec, space: Space, panels: Panels, search: SearchConfig) 
     return Estimate(main.spec, main.prices, spec["run"]["generations"], inner_cost, author_cost, final, tuple(basis))
 
 
-def gate(spec: RunSpec, space: Space, panels: Panels, search: SearchConfig, yes: bool, runs: int = 1,
+def gate(spec: RunSpec, space: Space, panels: Panels, settings: InnerSettings, yes: bool, runs: int = 1,
+         brief: AuthorBrief | None = None,
          say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Estimate | None:
     """Print the estimate (stderr) and refuse with :class:`CostRefused` when more than :data:`LIMIT_USD`
     of it has no dollar cap and ``yes`` is false. Called before a run is recorded; a study of ``runs``
     such runs (``bilevel ablate``) is gated once on ``runs`` times the estimate."""
-    est = estimate(spec, space, panels, search)
+    est = estimate(spec, space, panels, settings, brief)
     if est is None:
         return None
     for line in est.lines():

@@ -74,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
                             + ("" if spec["llm"]["adapter"] else " ('tuned' needs --adapter)")
                             + ("" if spec["llm"]["model"] else " ('numeric' needs --model)"))
         groups = tuple(g for g in every if g.name in wanted or g.name == "A")
-    from bilevel.runs.driver import inner_settings, judge_setup
+    from bilevel.runs.driver import author_brief, first_search_space, inner_settings, judge_setup
     from bilevel.runs.estimate import gate
 
     setup = judge_setup(spec)  # the study's cost, gated once before anything is recorded
-    gate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, inner_settings(spec).search,
-         args.yes,
+    settings = inner_settings(spec)
+    gate(spec, first_search_space(setup), setup.panels, settings, args.yes,
+         brief=author_brief(spec, setup, settings),
          runs=args.repeats * sum(1 for g in groups if g.outer))
     store = Store.in_dir(args.store)
     print(f"ablation: {spec['run']['benchmark']}, author {spec['run']['author']}, {args.repeats} repeats, "

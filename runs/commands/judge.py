@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     setup = check_new_run(spec, estimate=False)  # gated below as what it is: one candidate, no author
     one = RunSpec(merge(spec.to_json(), {"run": {"generations": 1, "candidates": 1, "level15": False,
                                                  "author": "offline"}}, "judge"))
-    gate(one, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, settings.search, args.yes)
+    gate(one, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels, settings, args.yes)
     store = Store.in_dir(args.store)
     run_id = record_run(store, spec, setup, mechanisms)
     print(f"run: {run_id}", flush=True)

@@ -14,7 +14,7 @@ import pytest
 from llm_servers import AnthropicServer, realistic_script, realistic_tokens
 
 from bilevel.runs.cli import main
-from bilevel.runs.driver import inner_settings, judge_setup
+from bilevel.runs.driver import author_brief, first_search_space, inner_settings, judge_setup
 from bilevel.runs.estimate import estimate
 from bilevel.runs.spec import load_spec
 from bilevel.runs.store import Store
@@ -88,8 +88,8 @@ def test_with_a_cap_or_yes_the_run_goes_ahead_and_the_estimate_bounds_the_ledger
 
     spec = load_spec(spec_path, {"llm": {"model": MODEL}, "run": {"author": "llm"}})
     setup = judge_setup(spec)
-    est = estimate(spec, setup.benchmark.space(setup.benchmark.instances()[0]), setup.panels,
-                   inner_settings(spec).search)
+    settings = inner_settings(spec)
+    est = estimate(spec, first_search_space(setup), setup.panels, settings, author_brief(spec, setup, settings))
     assert est is not None
     gens = spec["run"]["generations"]
     inner_calls = est.inner.calls * gens + est.final.calls
