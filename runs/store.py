@@ -266,8 +266,9 @@ class RunRecorder:
         """Keep a finished evaluation; its LLM calls go to the ``llm_calls`` table, before it (a kill between
         the two writes leaves calls that the re-run evaluation records again, ignored)."""
         calls = result.get("llm_calls") or []
-        for call in calls:
-            self.record_llm_call(call)
+        where = {"key": key, "stack": stack_key, "instance": entry.instance, "seed": entry.seed}
+        for call in calls:  # each call says which inner run made it (``bilevel transcripts``)
+            self.record_llm_call({**call, "evaluation": where})
         if calls:
             result = {**result, "llm_calls": []}
         self.store._insert("evaluations", (self.run_id, key, stack_key, entry.instance, entry.seed, _dumps(result)))

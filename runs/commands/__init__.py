@@ -50,4 +50,5 @@ MODULES: tuple[str, ...] = (
     "bilevel.runs.commands.calibrate",
     "bilevel.runs.commands.best",
     "bilevel.runs.commands.tune",
+    "bilevel.runs.commands.transcripts",
 )
