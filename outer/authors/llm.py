@@ -194,7 +194,9 @@ class LLMAuthor:
         lineage += [f"- g{ctx.generation} {c.operation}: written this generation, not judged yet" for c in made]
         return template.format(
             inner_source=module_source("bilevel.inner.loop"), contract_source=module_source("bilevel.mechanisms.contract"),
-            search=json.dumps(ctx.incumbent.search.to_json(), sort_keys=True),
+            search=json.dumps(ctx.incumbent.search.to_json(), sort_keys=True) + (
+                "; used by the numeric fallback only, since the LLM proposes: see the base proposer section"
+                if self.brief is not None and self.brief.model_proposes else ""),
             incumbent=incumbent or "(no mechanisms yet: the base proposer searches alone)",
             analysis="\n".join(f"- {line}" for line in ctx.analysis.lines()),
             library=", ".join(m.name for m in ctx.library) or "(empty)",

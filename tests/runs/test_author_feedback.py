@@ -65,6 +65,7 @@ def test_sequential_candidates_truncation_and_attempts(tmp_path: Path, capsys: p
     assert "## The base proposer of this run" in system and "the LLM proposes" in system
     assert "budget of 16 trials" in system and '"name": "x0"' in system
     assert "per group (mean score on the search panel" in second_prompt and "f1: incumbent" in second_prompt
+    assert '"strategy": "greedy"}; used by the numeric fallback only, since the LLM proposes' in second_prompt
 
     store_dir = str(tmp_path / "store")
     assert main(["lineage", run_id, "--store", store_dir]) == 0
