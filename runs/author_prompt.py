@@ -17,12 +17,11 @@ from pathlib import Path
 from bilevel.inner.chat import Caller, ModelRef
 from bilevel.judge.stack import Stack
 from bilevel.outer.authors.base import AuthorContext
-from bilevel.outer.authors.brief import make_brief
 from bilevel.outer.authors.llm import LLMAuthor, prompt_texts
 from bilevel.outer.evaluator import BenchmarkRef, PanelEvaluator
 from bilevel.outer.executors import InProcessExecutor
 from bilevel.outer.traces import analyse, group_results
-from bilevel.runs.driver import builtin_library, first_search_space, inner_settings, judge_setup
+from bilevel.runs.driver import author_brief, builtin_library, first_search_space, inner_settings, judge_setup
 from bilevel.runs.spec import load_spec
 
 DOC_MODEL = "anthropic:claude-sonnet-4-5"  # any model spec: it decides only that the LLM proposes in the inner loop
@@ -42,9 +41,7 @@ def author_request(spec_path: Path | None = None) -> tuple[str, str]:
     finally:
         evaluator.close()
     analysis = analyse(space, [r.inner_result() for r in results], group_results(results, results))
-    brief = make_brief(spec["run"]["benchmark"], setup.benchmark.SCORE_TEXT, space, settings,
-                       [e.group for e in setup.panels.search], spec["llm"]["author_repairs"],
-                       [setup.benchmark.space(i) for i in setup.benchmark.instances()])
+    brief = author_brief(spec, setup, settings)
     author = LLMAuthor(Caller(ModelRef("scripted:demo")), check=lambda _s: {}, brief=brief)  # never asked
     ctx = AuthorContext(0, spec["run"]["seed"], baseline, tuple(builtin_library()), analysis, frozenset())
     return author.system_prompt(ctx), author.user_prompt(ctx, 0, [], prompt_texts()[1])

@@ -222,9 +222,7 @@ def _outer(spec: RunSpec, setup: JudgeSetup, settings: InnerSettings, evaluator:
         return reports[source]
 
     space = setup.benchmark.space(first)
-    brief = make_brief(run["benchmark"], setup.benchmark.SCORE_TEXT, first_search_space(setup), settings,
-                       [e.group for e in setup.panels.search], spec["llm"]["author_repairs"],
-                       [setup.benchmark.space(i) for i in setup.benchmark.instances()])
+    brief = author_brief(spec, setup, settings) if author is None and run["author"] == "llm" else None
     return OuterLoop(space=space, search_panel=setup.panels.search, judge=judge,
                      evaluator=evaluator, author=author or (make_author(run["author"]) if run["author"] != "llm" else make_author(
                          "llm", author_caller(spec, recorder, guard), check, spec["llm"]["author_repairs"], brief)),
