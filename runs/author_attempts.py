@@ -119,10 +119,14 @@ def unjudged_lines(store: Store, run_id: str, judged: set[tuple[int, int]]) -> l
 
 
 def truncation_lines(store: Store, run_id: str) -> list[str]:
-    """One line per model call cut at its token limit (``bilevel show``), author calls first."""
-    cut = [c for level in ("author", "inner") for c in store.llm_calls(run_id, level) if c.get("truncated")]
-    lines = [f"{c['level']} {c['context']}: {truncation_text(c)}" for c in cut[:MAX_TRUNCATION_LINES]]
-    if len(cut) > MAX_TRUNCATION_LINES:
-        lines.append(f"... and {len(cut) - MAX_TRUNCATION_LINES} more calls cut at the limit "
+    """One line per model call cut at its token limit (``bilevel show``), author calls first; read in SQLite,
+    so a run with many thousand proposer calls is not loaded."""
+    rows = store.db.execute(
+        "SELECT level, context, json_extract(data, '$.tokens_out') FROM llm_calls WHERE run_id = ? "
+        "AND json_extract(data, '$.truncated') = 1 ORDER BY level != 'author', seq", (run_id,)).fetchall()
+    lines = [f"{level} {context}: {truncation_text({'tokens_out': tokens or 0})}"
+             for level, context, tokens in rows[:MAX_TRUNCATION_LINES]]
+    if len(rows) > MAX_TRUNCATION_LINES:
+        lines.append(f"... and {len(rows) - MAX_TRUNCATION_LINES} more calls cut at the limit "
                      f"(bilevel transcripts {run_id} shows them)")
     return lines
