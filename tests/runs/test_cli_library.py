@@ -84,7 +84,10 @@ def test_judge_confirms_a_passing_stack_on_fresh_pairs(tmp_path: Path, capsys: p
     """On the workflows spec trust_region passes validation, so the judge must confirm it on fresh pairs."""
     mine = tmp_path / "my_trust_region.py"
     mine.write_text(load_source("trust_region"), encoding="utf-8")
-    spec = SPEC.with_name("workflows.toml")
+    workflows = SPEC.with_name("workflows.toml").read_text(encoding="utf-8")
+    assert "confirmation_instances = 0" in workflows  # the workflows runs skip confirmation; the judge must not
+    spec = tmp_path / "confirming.toml"
+    spec.write_text(workflows.replace("confirmation_instances = 0", "confirmation_instances = 4"), encoding="utf-8")
     assert main(["judge", str(mine), "--spec", str(spec), "--store", str(tmp_path / "s")]) == 0
     block = _block(capsys.readouterr().out.split("--- judge ---", 1)[1])
     assert block["stage"] == "confirmation" and block["verdict"] in ("kept", "rejected")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    """Two runs of the same small spec with different outer seeds (both keep a stack)."""
+    """Two runs of the same small spec with different outer seeds (the first keeps a mechanism)."""
     store = tmp_path_factory.mktemp("wf")
     ids = []
     for seed in ("1", "2"):

@@ -188,6 +188,16 @@ class Host:
         self.peer.wait()
         self.remove_shm()
 
+    def peer_died(self, waited: bool) -> bool:
+        """Whether the attack's victim is dead; after an attack that ran to the end, give SIGKILL time to land
+        (a loaded machine may not have scheduled the victim's death by the time the call returns)."""
+        if waited:
+            try:
+                self.peer.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                return False
+        return self.peer.poll() is not None
+
     def shm_ids(self) -> list[int]:
         """The ids of SysV segments with the attack's key in the host's IPC namespace."""
         try:
@@ -249,7 +259,7 @@ class Host:
                 outcomes[attack] = out
                 side_effect = (any(p.exists() for p in self.paths(attack).values())
                                or self.connections() > before or not self.victim(attack).exists()
-                               or (attack == "pidfd_kill" and self.peer.poll() is not None)
+                               or (attack == "pidfd_kill" and self.peer_died(waited=out.ok))
                                or (attack == "sysv_shm" and bool(self.shm_ids())))
                 happened[attack] = side_effect or (out.ok and out.value is True)
         return Probe(layers, outcomes, happened)
