@@ -35,9 +35,13 @@ Key = tuple[str, str, int, str, str, bool]
 Part = list[Any]
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=True)
+
+
 def canonical(value: Any) -> str:
-    """A key for plain data (guidance, candidates)."""
-    return json.dumps(value, sort_keys=True, allow_nan=True)
+    """A key for plain data (guidance, candidates): ``json.dumps(value, sort_keys=True)``, without
+    building an encoder per call."""
+    return _ENCODER.encode(value)
 
 
 def call_key(mech_id: str, hook: str, t: int, guidance: Any, candidate: Any, dry: bool) -> Key:
