@@ -132,8 +132,9 @@ class Steps(FaultPolicy):
             elif part[0] == "propose":
                 planned += [(m, "propose", part[1], None, None, False) for m in part[2]]
         for mid, _, _, _, _, _ in planned:
-            if not self._entries[mid].enabled:
-                return []
+            entry = self._entries[mid]
+            if not entry.enabled or entry.spent_s >= self.limits.run_timeout_s or self._deadline_left() <= 0:
+                return []  # the step-by-step path disables it with the reason, as before
         return planned
 
     def _exchange(self, parts: list[Part], planned: list[tuple[str, str, int, Any, Any, bool]],
