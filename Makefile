@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 # Everything the test suite exercises (no torch: the default install stays torch-free).
-EXTRAS ?= dev,llm,mlx,hpo,ray,hub,coco
+EXTRAS ?= dev,llm,mlx,hpo,ray,hub,coco,pandas
 
 .PHONY: setup run test lint typecheck bench clean
 

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import re
 import sqlite3
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,9 @@ def test_open_store_plain_data(finished: tuple[Path, dict[str, Any]]) -> None:
             store._store.db.execute("INSERT INTO sources VALUES ('x', 'y')")
 
 
-@pytest.mark.skipif(HAS_PANDAS, reason="pandas is installed")
-def test_frames_without_pandas_say_how_to_install(finished: tuple[Path, dict[str, Any]]) -> None:
+def test_frames_without_pandas_say_how_to_install(finished: tuple[Path, dict[str, Any]],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError, as when absent
     with bilevel.open_store(finished[0]) as store, pytest.raises(ImportError, match="pip install pandas"):
         store.verdicts_frame()
 
