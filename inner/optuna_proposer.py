@@ -289,11 +289,8 @@ class OptunaProposer(Proposer):
             self._pending = self._ask(trial_index)
             values = self._pending.values
         else:
-            retry = _random_config(self.space, _rng(self.seed, trial_index, _SALT_RETRY, attempt))
-            values = {p.name: retry[p.name] for p in self._searched}
-        out = self._fill_frozen(trial_index, incumbent)
-        out.update(copy.deepcopy(values))
-        return _ordered(self.space, _keep(out, incumbent, self._frozen(guidance)))
+            values = self._retry_values(trial_index, attempt)
+        return self._assemble(trial_index, incumbent, guidance, values)
 
     def what_if(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
                 attempt: int) -> Config | None:
@@ -304,8 +301,17 @@ class OptunaProposer(Proposer):
                 return None
             values = self._pending.values
         else:
-            retry = _random_config(self.space, _rng(self.seed, trial_index, _SALT_RETRY, attempt))
-            values = {p.name: retry[p.name] for p in self._searched}
+            values = self._retry_values(trial_index, attempt)
+        return self._assemble(trial_index, incumbent, guidance, values)
+
+    def _retry_values(self, trial_index: int, attempt: int) -> dict[str, Any]:
+        """A retry's searched values: seeded random, never asked of the sampler (asking would commit)."""
+        retry = _random_config(self.space, _rng(self.seed, trial_index, _SALT_RETRY, attempt))
+        return {p.name: retry[p.name] for p in self._searched}
+
+    def _assemble(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any],
+                  values: dict[str, Any]) -> Config:
+        """The frozen parameters filled in, the searched values laid over them, guidance's freeze applied."""
         out = self._fill_frozen(trial_index, incumbent)
         out.update(copy.deepcopy(values))
         return _ordered(self.space, _keep(out, incumbent, self._frozen(guidance)))
