@@ -1,4 +1,4 @@
-"""Trace analysis, the offline author and Level 1.5, without running the sandbox."""
+"""Trace analysis, the offline author and Level 1.5 (the offline author probes its candidates through the sandbox)."""
 
 from __future__ import annotations
 
