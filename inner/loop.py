@@ -99,6 +99,7 @@ class _Iteration:
     notes: list[str] = field(default_factory=list)
     path: Path = field(default_factory=Path)
     what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
+    checked: bool = True  # the counterfactual check follows the selection (not in ask/tell)
 
 
 class _Pending(Exception):
@@ -228,7 +229,7 @@ class InnerLoop:
 
     def ask(self) -> tuple[Config, str]:
         """The next candidate and who proposed it (guidance, proposal, reviews at index ``len(trials)``)."""
-        return self._select(_Iteration(index=len(self.trials)))
+        return self._select(_Iteration(index=len(self.trials), checked=False))
 
     def tell(self, trial: Trial) -> None:
         """A finished trial (whoever proposed it): proposer, incumbent and mechanisms learn from it."""
@@ -391,7 +392,7 @@ class InnerLoop:
 
     def _pending_dry(self, it: _Iteration) -> list[list[Any]]:
         """The next dry call each counterfactual selection needs, given the answers known so far."""
-        if self.session is None or not self.settings.counterfactual or not it.path.order:
+        if self.session is None or not self.settings.counterfactual or not it.path.order or not it.checked:
             return []
         session = self.session
         oracle = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
