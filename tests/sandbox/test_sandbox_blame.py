@@ -8,7 +8,7 @@ import textwrap
 from typing import Any
 
 import pytest
-from test_inner_loop import Sphere
+from sphere_objective import Sphere
 
 import bilevel.sandbox.session as session_module
 from bilevel.inner.loop import InnerSettings, run_inner
