@@ -33,7 +33,8 @@ def chat_settings(spec: RunSpec, level: str = "inner") -> ChatSettings:
 
 def _ref(spec: RunSpec, name: str, level: str = "inner") -> ModelRef:
     llm = spec["llm"]
-    options = {"stream": "true" if llm["stream"] else "false", "keep_alive": llm["keep_alive"]}
+    options = {"stream": "true" if llm["stream"] else "false", "keep_alive": llm["keep_alive"],
+               "prompt_cache": "true" if llm["prompt_cache"] else "false"}
     if llm.get("adapter") and name.startswith("mlx:"):  # the tuned author (issue 16)
         options.update({"adapter": llm["adapter"], "adapter_hash": llm.get("adapter_hash", "")})
     if level == "inner":

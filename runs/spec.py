@@ -42,6 +42,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             "sequential_candidates": False,
             # Ollama: how long the server keeps the model loaded after a call (a duration: "30m", "1h", "-1")
             "keep_alive": "30m",
+            # Anthropic prompt caching (cache_control on the static prefixes); false sends plain prompts
+            "prompt_cache": True,
             "inner_max_tokens": 0, "inner_max_usd": 0.0, "inner_max_wall_s": 0.0,
             "author_max_tokens": 0, "author_max_usd": 0.0, "author_max_wall_s": 0.0,
             # a LoRA adapter of the mlx model (`bilevel tune`); its hash is recorded when the run starts

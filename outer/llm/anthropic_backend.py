@@ -14,7 +14,8 @@ next turn reads the shared prefix from the cache. Usage's
 on the call and priced (:data:`inner.chat.CACHE_WRITE_FACTOR`,
 :data:`inner.chat.CACHE_READ_FACTOR`). The provider caches only prefixes
 above its minimum length (1,024 tokens for Sonnet and Opus): a shorter prefix
-is sent marked and simply not cached.
+is sent marked and simply not cached. ``[llm] prompt_cache = false`` sends plain
+prompts (for a proxy that refuses ``cache_control``, or to measure what caching saves).
 """
 
 from __future__ import annotations
@@ -50,15 +51,16 @@ class AnthropicModel:
         self.base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
         self.client = anthropic.Anthropic(api_key=key, base_url=self.base_url, max_retries=0,
                                           timeout=ref.settings.timeout_s)
+        self.cache = ref.option("prompt_cache", "true") == "true"  # [llm] prompt_cache
 
     def complete(self, request: ChatRequest, settings: ChatSettings) -> ChatReply:
         """One Messages API call; provider errors become :mod:`inner.chat` errors that say what to do."""
         where = self.base_url or "api.anthropic.com"
         try:
-            resp = self.client.messages.create(model=self.name, max_tokens=settings.max_tokens,
-                                               system=cached_system(request.system),  # type: ignore[arg-type]
-                                               messages=cached_messages(request),  # type: ignore[arg-type]
-                                               timeout=settings.timeout_s)
+            system: Any = cached_system(request.system) if self.cache else request.system
+            messages: Any = cached_messages(request) if self.cache else request.messages_json()
+            resp = self.client.messages.create(model=self.name, max_tokens=settings.max_tokens, system=system,
+                                               messages=messages, timeout=settings.timeout_s)
         except anthropic.AuthenticationError as exc:
             raise ChatConfigError(f"{where} refused the API key (401): check ANTHROPIC_API_KEY") from exc
         except anthropic.NotFoundError as exc:

@@ -118,3 +118,18 @@ def test_meta_result_outer_seeds_scores_each_kept_stack_and_pools_by_seed(
         assert s["run_summary"]["test_pairs"] == 4 and s["run_summary"]["val_ci_unit"] in ("group", "instance")
         assert str(s["run_summary"]["kept"]) == str(s["kept_count"])
     assert "each outer run on its own panels" in out
+
+
+@pytest.mark.slow
+def test_llm_cost_prints_both_arms_from_their_ledgers(bench: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    out = _run(bench("llm_cost"), ["--generations", "1", "--spec", str(TINY)], capsys)
+    rows = {tuple(cells[1:3]): cells for line in out.splitlines() if line.startswith("| before") or
+            line.startswith("| after") for cells in [[c.strip() for c in line.split("|")]]}
+    before_calls = int(rows[("before", "inner")][3].replace(",", ""))
+    after_calls = int(rows[("after", "inner")][3].replace(",", ""))
+    assert before_calls > after_calls > 0  # 1 proposal per call against 8
+    assert int(rows[("before", "author")][6].replace(",", "")) == 0  # no cache before
+    assert int(rows[("after", "author")][6].replace(",", "")) > 0  # the author's prompt cached after
+    assert _number(r"ratio before/after, inner: calls ([\d.]+)x", out) == pytest.approx(before_calls / after_calls,
+                                                                                          abs=0.01)
+    assert "estimate (anthropic:claude-sonnet-4-5" in out
