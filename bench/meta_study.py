@@ -156,7 +156,7 @@ def run_rows(per_seed: list[dict[str, Any]]) -> list[str]:
         if not s:
             continue
         val = (f"{s.get('val_improvement', '?')} {s.get('val_ci', '')} {s.get('val_ci_unit', '')}, "
-               f"{s.get('val_pairs', '?')} ({str(s.get('val_panel', 'confirmation')).split(' ')[0]})")
+               f"{s.get('val_pairs', '?')} ({str(s.get('val_panel', 'confirmation')).split(' ')[0].rstrip(':')})")
         test = f"{s.get('test_improvement', '?')} {s.get('test_ci', '')} {s.get('test_ci_unit', '')}, {s.get('test_pairs', '?')}"
         rows.append(f"| {p['seed']} | {p.get('split', '?')} | {s.get('candidates', '?')} | {s.get('kept', '?')} "
                     f"| {str(s.get('stack', '?')).replace('|', '/')} | {val} | {test} | {s.get('wall_s', '?')} |")
