@@ -38,7 +38,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
             # inner: "model" (the LLM proposes in the inner loop too) or "numeric" (the base strategy proposes,
             # the model only writes mechanisms: a study arm). proposals_per_call: proposals per proposer call.
             "inner": "model", "proposals_per_call": 8,
-            # write a generation's candidates one after another, each prompt showing the earlier verdicts
+            # the LLM author writes a generation's candidates one after another, each prompt showing the earlier verdicts
             "sequential_candidates": False,
             # Ollama: how long the server keeps the model loaded after a call (a duration: "30m", "1h", "-1")
             "keep_alive": "30m",
