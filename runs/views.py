@@ -93,6 +93,12 @@ def results_tsv(store: Store, run_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def adopted_stacks(store: Store, run_id: str) -> set[tuple[int, str]]:
+    """(generation, stack key) of each generation's adopted winner, from the generation-end events."""
+    return {(int(e["generation"]), str(e["incumbent"]))
+            for e in store.events(run_id, "generation_end") if e.get("kept") is not None}
+
+
 def lineage_lines(store: Store, run_id: str) -> list[str]:
     """The lineage as a tree: each candidate under the stack it was derived from, with its verdict."""
     rows = candidate_rows(store, run_id)
@@ -103,12 +109,17 @@ def lineage_lines(store: Store, run_id: str) -> list[str]:
     if not roots:
         return ["(no candidates yet)"]
     lines = [f"baseline [{roots[0][:8]}]"]
+    adopted = adopted_stacks(store, run_id)
 
     def walk(key: str, prefix: str) -> None:
         kids = children.get(key, [])
         for i, r in enumerate(kids):
             last = i == len(kids) - 1
-            reason = r["reason"] if r["verdict"] != "kept" else "KEPT " + r["reason"].removeprefix("kept: ")
+            reason = r["reason"]
+            if r["verdict"] == "kept":
+                reason = ("KEPT " if (r["generation"], r["id"]) in adopted
+                          else "PASSED, not adopted (a better candidate of its generation was kept): ")
+                reason += r["reason"].removeprefix("kept: ")
             lines.append(f"{prefix}{'`-- ' if last else '|-- '}g{r['generation']} [{r['id'][:8]}] "
                          f"{r['operation']} -> {reason}")
             if r["verdict"] == "kept":
