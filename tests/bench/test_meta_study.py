@@ -56,7 +56,7 @@ def test_a_run_that_kept_nothing_is_a_tie_dropped_and_counted(study: ModuleType)
     assert base["seeds_used"] == 2 and base["seeds_tied"] == 1 and base["seeds_kept_better"] == 2
     assert base["seed_sign_p"] == pytest.approx(0.5)  # 2 of 2 after dropping the tie: 2 * (1/4)
     assert base["mean"] == pytest.approx((0.0 + 0.5 + 0.6) / 3)
-    assert base["unit"].startswith("outer seed > function")
+    assert base["unit"].startswith("outer seed x function (crossed)")
     rows = study.study_rows([study.seed_result(r, scores, ENTRIES) for r in runs], runs, scores, ENTRIES)
     text = "\n".join(rows)
     assert "| baseline inner loop | +0.367 [" in text and "2/2 (1 tied, dropped), p=0.5" in text
@@ -71,3 +71,14 @@ def test_the_goal_is_reached_only_when_both_intervals_clear_zero(study: ModuleTy
     scores["optuna TPE"] = BASE - 2.0  # TPE now beats every kept stack
     rows = study.study_rows([study.seed_result(r, scores, ENTRIES) for r in runs], runs, scores, ENTRIES)
     assert rows[-1].endswith(": not reached")
+
+
+def test_identical_runs_pool_to_no_narrower_an_interval_than_one(study: ModuleType) -> None:
+    """The sealed functions are shared by every run: copies of one run must not look like more evidence."""
+    rng = np.random.default_rng(1)
+    entries = [PanelEntry(f"bbob-f{f}-d3-i16", f"f{f}", 30_000 + 4 * f + s) for f in range(1, 13) for s in range(4)]
+    diffs = rng.normal(0.1, 1.0, len(entries)) + np.repeat(rng.normal(0.0, 1.0, 12), 4)  # function effects
+    one = study.by_function(diffs, entries)
+    mean, low, high = study.crossed_ci(np.array([diffs] * 5), entries)
+    assert mean == pytest.approx(one.mean)
+    assert (high - low) > 0.8 * (one.high - one.low)  # about the same width: five copies are one run
