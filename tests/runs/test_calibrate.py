@@ -112,9 +112,12 @@ def test_only_the_winner_is_confirmed_and_kept_only_if_it_holds(holds: bool) -> 
     loop.state = type("S", (), {"incumbent": Stack(), "lineage": []})()
     (a, va), (b, vb) = _passed("a", [0.2] * 8), _passed("b", [0.4] * 8)
     assert va.keep and vb.keep
-    kept = loop._confirm(0, [(0, a, va), (1, b, vb)])
+    entries: dict[int, dict[str, Any]] = {0: {}, 1: {}}  # the lineage lines the author reads
+    kept = loop._confirm(0, [(0, a, va), (1, b, vb)], entries)
     assert loop.judge.confirmed == ["b"]  # only the larger validation improvement is confirmed
     assert (kept is b) == holds
     assert loop.recorder.verdicts[(0, 1)].stage == "confirmation"
     assert loop.recorder.verdicts[(0, 1)].keep == holds
     assert loop.recorder.verdicts[(0, 0)] == va  # the other passer keeps its validation verdict
+    assert entries[0]["outcome"].startswith("passed, not adopted")
+    assert entries[1]["outcome"] == ("kept" if holds else "rejected: passed validation but not confirmed on fresh pairs")
