@@ -1,4 +1,11 @@
-"""Authors write candidate mechanism stacks: offline (no model) now; LLM and replay authors plug in here."""
+"""Authors write candidate mechanism stacks for the outer loop, one generation at a time.
+
+``offline`` recombines and rewrites the library without a model (blind, seeded, replayable); ``llm`` asks a
+model through the chat protocol with a prompt generated from the code (``brief``, ``reference``); a replay
+of a run is the LLM author answering from recorded calls. It may import ``bilevel.mechanisms``,
+``bilevel.sandbox``, ``bilevel.inner``, ``bilevel.judge`` and the rest of ``bilevel.outer`` (the trace
+analysis, the operators, the probe); never the run store or the command line.
+"""
 
 from __future__ import annotations
 
