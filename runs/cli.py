@@ -6,7 +6,6 @@ import argparse
 import difflib
 import importlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from bilevel.inner.chat import ChatError
 from bilevel.judge.errors import JudgeError
 from bilevel.outer.errors import OuterError
+from bilevel.runs import stop
 from bilevel.runs.commands import MODULES, add_store_argument, open_existing, store_hint
 from bilevel.runs.driver import (
     check_new_run,
@@ -389,15 +389,9 @@ def _subparser(ap: argparse.ArgumentParser, name: str) -> argparse.ArgumentParse
     return ap
 
 
-def _stop_on_signal(signum: int, frame: Any) -> None:
-    """SIGTERM and SIGHUP stop the run like Ctrl-C: a clean, resumable stop."""
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _stop_on_signal)
+    stop.install()  # SIGTERM and SIGHUP stop a run like Ctrl-C: clean and resumable
     commands = dict(COMMANDS)
     commands.update({m.NAME: m.run for m in _command_modules()})
     try:

@@ -7,6 +7,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
+from bilevel.runs.stop import raise_if_stop_requested
+
 
 class Progress:
     """Shows the current stage and evaluation counts. ``stage`` and ``evaluation`` are called by the run."""
@@ -24,10 +26,12 @@ class Progress:
         self._width = 0
 
     def stage(self, text: str) -> None:
+        raise_if_stop_requested()
         self.stage_text = text
         self._show(force=not self.tty)
 
     def evaluation(self, done: int, total: int) -> None:
+        raise_if_stop_requested()
         self.evals += 1
         self.batch = f"{done}/{total}"
         self._show(force=False)

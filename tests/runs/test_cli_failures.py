@@ -167,8 +167,9 @@ def test_sigterm_leaves_no_python_benchmark_child_behind(tmp_path: Path) -> None
     from test_cli_habits import _descendants_or_group, _evaluations
 
     spec = _spec(tmp_path, "python", f'callable = "bench_faulty:slow"\npythonpath = ["{DATA}"]')
+    # 20 trials of 0.2 s per inner run: the run is still going long after its first evaluation is recorded
     spec.write_text(spec.read_text().replace('executor = "inprocess"', 'executor = "process"')
-                    .replace("workers = 1", "workers = 2"))
+                    .replace("workers = 1", "workers = 2").replace("budget = 4", "budget = 20"))
     proc = subprocess.Popen([sys.executable, "-m", "bilevel.runs.cli", "run", "--spec", str(spec), "--store",
                              str(tmp_path / "s")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
