@@ -17,6 +17,7 @@ from bilevel.judge.stack import Stack
 from bilevel.runs.author_attempts import author_attempts, candidate_of, unjudged_lines
 from bilevel.runs.history import RunHistory, load_history, stack_from_json
 from bilevel.runs.store import Store
+from bilevel.runs.views import adopted_stacks
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Node:
 def nodes(store: Store, history: RunHistory) -> list[Node]:
     """The run's judged candidates as lineage nodes, in the order they were judged."""
     verdicts = {(v["generation"], v["index"]): v for v in history.verdicts}
-    adopted = {(g.index, g.incumbent.key) for g in history.generations if g.kept is not None}
+    adopted = adopted_stacks(store, history.run_id)
     out = []
     for c in history.candidates:
         v = verdicts.get((c["generation"], c["index"]))
