@@ -2,11 +2,11 @@
 otherwise pick, on a sealed test split that no verdict saw.
 
 1. Runs ``bilevel run`` on the embedded defaults (offline author, BBOB
-   functions 2 3 8 10 15 21, dimensions 2 and 5, instance ids 1-15) into a
+   functions 1 2 3 6 8 10 11 13 15 17 20 21, dimensions 2 and 5, instance ids 1-15) into a
    temporary store (or ``--store``).
 2. Builds a sealed test benchmark from BBOB functions, dimensions and
    instance ids the run never touched: every function outside the run's
-   six, dimensions 3 and 10, instance ids from 16 on.
+   twelve, dimensions 3 and 10, instance ids from 16 on.
 3. Runs every method through the same inner loop at the run's budget, on
    the same (instance, seed) pairs: the kept stack, the baseline inner loop
    (greedy perturbation, no mechanisms), random search, optuna TPE and

@@ -145,7 +145,7 @@ class Panels:
 class PanelSpec:
     """How many instances each panel gets, how many seeds per instance, the hash salt, the split
     (``"instance"`` or ``"group"``) and the instances of each generation's confirmation panel (-1: auto,
-    up to 8 of the unused instances, off when they give fewer than 4 pairs; 0: off)."""
+    up to 12 of the unused instances, off when they give fewer than 4 pairs; 0: off)."""
 
     search_instances: int = 6
     validation_instances: int = 12
@@ -179,7 +179,7 @@ class PanelSpec:
                 "confirmation_instances = -1 (auto) or 0 (off)")
 
 
-AUTO_CONFIRMATION = 8  # instances per confirmation panel when [panels] confirmation_instances = -1 (auto)
+AUTO_CONFIRMATION = 12  # instances per confirmation panel when [panels] confirmation_instances = -1 (auto)
 
 
 def split_panels(instances: list[Instance], spec: PanelSpec) -> Panels:

@@ -10,6 +10,11 @@ seeds, and the fingerprint is a hash of every config it evaluated. Equal
 fingerprints mean identical proposals on the probe histories: one candidate.
 A stack whose hooks fault on a probe has no fingerprint (None).
 
+:func:`probe` also says which mechanisms changed no trial on any probe run
+(counterfactually, ``Trial.changed_by``, as the judge counts): such a
+mechanism would be rejected by the judge's activity check, so the author
+tries another place for it on the stack, or drops the candidate.
+
 May import ``inner`` and ``judge`` (the stack type) only.
 """
 
@@ -55,22 +60,41 @@ class ProbeObjective:
         return math.fsum((x - 0.3 - 0.1 * j) ** 2 + 0.05 * math.sin(17.0 * x + j) for j, x in enumerate(u))
 
 
-def _configs(stack: Stack, space: dict[str, Any], seed: int) -> list[Any] | None:
+@dataclass(frozen=True)
+class ProbeResult:
+    """What the probes saw of one stack: its ``fingerprint`` and the ids of its mechanisms that changed
+    no trial on any probe run (``inert``)."""
+
+    fingerprint: str
+    inert: tuple[str, ...]
+
+
+def _trials(stack: Stack, space: dict[str, Any], seed: int) -> list[Any] | None:
     settings = InnerSettings(budget=PROBE_BUDGET, search=stack.search)
     result = run_inner(ProbeObjective(space), stack.sources(), settings, seed)
     if any(e.status != "ok" for t in result.trials for e in t.hooks):
         return None
-    return [t.config for t in result.trials]
+    return list(result.trials)
+
+
+def probe(stack: Stack) -> ProbeResult | None:
+    """Run ``stack`` on the probe problems: its fingerprint and inert mechanisms, or None if a hook
+    faulted there. Called by the offline author once per candidate stack it makes."""
+    runs: list[list[Any]] = []
+    active: set[str] = set()
+    for space in (BOWL, MIXED):
+        for seed in PROBE_SEEDS:
+            trials = _trials(stack, space, seed)
+            if trials is None:
+                return None
+            runs.append([t.config for t in trials])
+            active.update(m for t in trials for m in t.changed_by)
+    text = json.dumps(runs, sort_keys=True, default=repr)
+    inert = tuple(m.id for m in stack.mechanisms if m.id not in active)
+    return ProbeResult(hashlib.sha256(text.encode()).hexdigest()[:16], inert)
 
 
 def behaviour(stack: Stack) -> str | None:
     """The fingerprint of ``stack``'s proposals on the probe problems, or None if a hook faulted there."""
-    runs = []
-    for space in (BOWL, MIXED):
-        for seed in PROBE_SEEDS:
-            configs = _configs(stack, space, seed)
-            if configs is None:
-                return None
-            runs.append(configs)
-    text = json.dumps(runs, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    result = probe(stack)
+    return None if result is None else result.fingerprint

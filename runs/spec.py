@@ -21,7 +21,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "inner": {"budget": 60, "max_rejections": 3, "strategy": "greedy", "step_size": 0.15, "n_changes": 2},
     "panels": {"search_instances": 4, "validation_instances": 16, "test_instances": 16,
                "seeds_per_instance": 2, "salt": "bilevel-v1",
-               # instances of each generation's fresh confirmation panel (-1: auto, up to 8; 0: off);
+               # instances of each generation's fresh confirmation panel (-1: auto, up to 12; 0: off);
                # split: "instance" or "group" (validate on groups the search never showed)
                "confirmation_instances": -1, "split": "instance"},
     "judge": {"promotion": 0.02, "regression_cap": 1.0, "fault_tolerance": 0.05, "min_changed_share": 0.01,

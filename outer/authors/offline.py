@@ -22,7 +22,11 @@ Every candidate is vetted before it is offered: new sources compiled and
 conformance-checked (a short check; the outer loop runs the full one), then
 the stack is run on fixed probe problems (``outer.probe``) and dropped when it
 faults there or behaves exactly like the incumbent or a candidate already
-made (identical proposals = one candidate). All choices come from a random
+made (identical proposals = one candidate). A new mechanism that changes no
+trial on the probes (the judge would reject it as inactive: a proposer
+placed after one that always proposes, say) is moved: the author tries the
+other orders of the new mechanisms, at the end and at the front of the
+stack, and drops the candidate when none makes every new mechanism act. All choices come from a random
 source seeded by the run's seed and the generation: the author is blind,
 seeded and replayable. ``Candidate.operator`` names the operator.
 
@@ -42,7 +46,7 @@ from bilevel.judge.stack import Mechanism, Stack
 from bilevel.outer.authors.base import AuthorContext, Candidate
 from bilevel.outer.graft import Part, compose, hooks_of, wrap_in_screen
 from bilevel.outer.mutate import graft_block, insert_guard, mutate_constants, mutate_point
-from bilevel.outer.probe import behaviour
+from bilevel.outer.probe import ProbeResult, probe
 from bilevel.outer.traces import TraceReport
 from bilevel.sandbox import compile_mechanism
 
@@ -65,6 +69,20 @@ CUES: tuple[tuple[str, Callable[[TraceReport], float]], ...] = (
 )
 
 
+def _placements(stack: Stack, new_ids: set[str]) -> list[Stack]:
+    """``stack`` and the other orders worth trying for its new mechanisms: the new ones reversed at the
+    end, then at the front in both orders (each stack once, the given one first)."""
+    old = [m for m in stack.mechanisms if m.id not in new_ids]
+    new = [m for m in stack.mechanisms if m.id in new_ids]
+    orders = [list(stack.mechanisms), old + new[::-1], new + old, new[::-1] + old]
+    out: list[Stack] = []
+    for mechs in orders:
+        candidate = Stack(tuple(mechs), stack.search)
+        if candidate.key not in {s.key for s in out}:
+            out.append(candidate)
+    return out
+
+
 def _cue(name: str, analysis: TraceReport) -> float:
     base = name.split("'")[0]
     return next((f(analysis) for n, f in CUES if n == base), 0.2)
@@ -77,7 +95,7 @@ class OfflineAuthor:
 
     def __init__(self, structural: bool = True) -> None:
         self.structural = structural  # False: only the five recombination operators (add, mutate, pair, drop, swap)
-        self._behaviour: dict[str, str | None] = {}  # stack key -> fingerprint (a pure function: a cache only)
+        self._probed: dict[str, ProbeResult | None] = {}  # stack key -> probe result (a pure function: a cache)
         self._vetted: dict[str, bool] = {}  # mechanism id -> compiled and passed the short conformance check
 
     def propose(self, ctx: AuthorContext, n: int) -> list[Candidate]:
@@ -96,18 +114,46 @@ class OfflineAuthor:
             seen.add(made.stack.key)
             if not all(self.vetted(m) for m in made.new):
                 continue
-            fingerprint = self.behaviour_of(made.stack)
-            if fingerprint is None or fingerprint in behaviours:
-                continue  # faults on the probes, or behaves exactly like the incumbent or an earlier candidate
+            placed = self._active_placement(made, seen)
+            if placed is None:
+                continue  # faults on the probes, or a new mechanism acts in no order
+            made, fingerprint = placed
+            if fingerprint in behaviours:
+                continue  # behaves exactly like the incumbent or an earlier candidate
             behaviours.add(fingerprint)
             out.append(replace(made, operator=name, behaviour=fingerprint))
         return out
 
+    def probed(self, stack: Stack) -> ProbeResult | None:
+        """The stack's probe result (``outer.probe.probe``), computed once per stack."""
+        if stack.key not in self._probed:
+            self._probed[stack.key] = probe(stack)
+        return self._probed[stack.key]
+
     def behaviour_of(self, stack: Stack) -> str | None:
-        """The stack's behavioural fingerprint (``outer.probe.behaviour``), computed once per stack."""
-        if stack.key not in self._behaviour:
-            self._behaviour[stack.key] = behaviour(stack)
-        return self._behaviour[stack.key]
+        """The stack's behavioural fingerprint on the probes (None: a hook faulted there)."""
+        result = self.probed(stack)
+        return None if result is None else result.fingerprint
+
+    def _active_placement(self, made: Candidate, seen: set[str]) -> tuple[Candidate, str] | None:
+        """``made``, or the first other order of its new mechanisms (reversed at the end, then at the front)
+        in which every new mechanism changes some probe trial; with its fingerprint. None when a hook
+        faults on the probes or no order makes every new mechanism act."""
+        new_ids = {m.id for m in made.new}
+        for i, stack in enumerate(_placements(made.stack, new_ids)):
+            if i and stack.key in seen:
+                continue
+            seen.add(stack.key)
+            result = self.probed(stack)
+            if result is None:
+                return None
+            if new_ids.isdisjoint(result.inert):
+                if i == 0:
+                    return made, result.fingerprint
+                order = " > ".join(m.name for m in stack.mechanisms)
+                return replace(made, stack=stack, operation=f"{made.operation} (placed {order}: in the "
+                               "operator's order a new mechanism changed no probe trial)"), result.fingerprint
+        return None
 
     def vetted(self, mech: Mechanism) -> bool:
         """Whether a new source compiles and passes a short conformance check."""

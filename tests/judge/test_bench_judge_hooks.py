@@ -73,6 +73,7 @@ def test_spec_carries_the_hooks_and_benchmark_suggested_panels() -> None:
     assert spec["panels"]["validation_instances"] == 6  # hpo-tabular's suggestion: it has 15 instances
     mine = load_spec(None, {"run": {"benchmark": "hpo-tabular"}, "panels": {"validation_instances": 4}})
     assert mine["panels"]["validation_instances"] == 4  # the user's choice wins
-    assert load_spec(None, {})["panels"]["validation_instances"] == 16  # bbob keeps the global defaults
+    assert load_spec(None, {})["panels"]["validation_instances"] == 24  # bbob suggests 24 (its 12 groups)
+    assert load_spec(None, {"run": {"benchmark": "null"}})["panels"]["validation_instances"] == 16  # global
     with pytest.raises(SpecError):
         load_spec(None, {"judge": {"subscore_regression_caps": 0.1}})

@@ -32,7 +32,7 @@ def bbob() -> BBOB:
 
 def test_defaults_count_and_keys(bbob: BBOB) -> None:
     insts = bbob.instances()
-    assert len(insts) == len(bbob.functions) * 2 * 15 == 180
+    assert len(insts) == len(bbob.functions) * 2 * 15 == 360
     assert len({i.key for i in insts}) == len(insts)
     assert insts == bbob.instances()  # deterministic order
     first = insts[0]

@@ -29,7 +29,7 @@ def _pairs(entries: tuple) -> set[str]:  # type: ignore[type-arg]
 
 @pytest.fixture(scope="module")
 def bbob() -> Panels:
-    return split_panels(BBOB().instances(), PanelSpec(4, 16, 16, 2, "bilevel-v1", 8))
+    return split_panels(BBOB().instances(), PanelSpec(4, 24, 16, 2, "bilevel-v1", 12))  # the bbob defaults
 
 
 def test_confirmation_panels_are_disjoint_and_fresh_per_generation(bbob: Panels) -> None:
@@ -37,7 +37,7 @@ def test_confirmation_panels_are_disjoint_and_fresh_per_generation(bbob: Panels)
     panels = [bbob.confirmation(g) for g in range(bbob.fresh_generations)]
     assert bbob.fresh_generations >= 4
     for g, entries in enumerate(panels):
-        assert len(entries) == 16 and len(_keys(entries)) == 8
+        assert len(entries) == 24 and len(_keys(entries)) == 12
         assert not _keys(entries) & used  # instances no other panel uses
         assert all(30_000 <= e.seed < 40_000 for e in entries)  # its own seed range (literal, not SEED_BASE)
         for earlier in panels[:g]:
@@ -69,7 +69,7 @@ def test_fixed_seed_ranges_kill_a_shared_seed_base() -> None:
 def test_group_split_keeps_search_groups_out_of_every_deciding_panel() -> None:
     p = split_panels(BBOB().instances(), PanelSpec(4, 16, 16, 2, "bilevel-v1", 8, "group"))
     seen = {e.group for e in p.search}
-    assert seen == {"f10", "f8"}  # ceil(6 / 3) = 2 of the 6 BBOB functions, chosen by hash
+    assert seen == {"f1", "f8", "f11", "f13"}  # ceil(12 / 3) = 4 of the 12 default BBOB functions, by hash
     for entries in (p.validation, p.test, p.confirmation(0), p.confirmation(3)):
         assert entries and not {e.group for e in entries} & seen
     assert p.split == "group" and Panels.from_json(p.to_json()) == p
@@ -94,7 +94,7 @@ def test_bad_panel_specs_are_refused_with_the_keys_to_change(spec: PanelSpec, in
 
 
 def test_auto_confirmation_takes_what_is_left_or_turns_off() -> None:
-    assert split_panels(_plain(40), PanelSpec(4, 8, 8, 2, "s", -1)).confirmation_instances == 8
+    assert split_panels(_plain(40), PanelSpec(4, 8, 8, 2, "s", -1)).confirmation_instances == 12
     assert split_panels(_plain(23), PanelSpec(4, 8, 8, 2, "s", -1)).confirmation_instances == 3
     off = split_panels(_plain(21), PanelSpec(4, 8, 8, 2, "s", -1))  # 1 instance x 2 seeds < 4 pairs
     assert off.confirmation_instances == 0 and off.confirmation(0) == ()

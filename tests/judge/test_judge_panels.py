@@ -53,8 +53,9 @@ def test_bbob_test_panel_uses_unseen_instance_ids(bbob_panels: Panels) -> None:
 
 def test_panels_spread_over_groups(bbob_panels: Panels) -> None:
     groups = {f"f{f}" for f in BBOB().functions}
-    for name in PANELS:
-        assert {e.group for e in getattr(bbob_panels, name)} == groups
+    for name in PANELS:  # every panel covers as many groups as it has instances, up to all of them
+        covered = {e.group for e in getattr(bbob_panels, name)}
+        assert covered <= groups and len(covered) == min(len(_instances(bbob_panels, name)), len(groups))
 
 
 def test_deterministic_and_salted() -> None:
@@ -98,7 +99,7 @@ def test_stage1_spreads_over_groups(bbob_panels: Panels) -> None:
     s1 = bbob_panels.stage1(8)
     assert s1 == bbob_panels.stage1(8)
     assert len(s1) == 8 and set(s1) <= set(bbob_panels.validation)
-    assert len({e.group for e in s1}) == 6  # every group before any group twice
+    assert len({e.group for e in s1}) == 8  # 8 of the 12 groups: every group before any group twice
     assert len({e.instance for e in s1}) == 8  # distinct instances before second seeds
     assert set(bbob_panels.stage1(1000)) == set(bbob_panels.validation)
     with pytest.raises(JudgeError):

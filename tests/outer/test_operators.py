@@ -19,7 +19,7 @@ from bilevel.judge.stack import Mechanism, Stack
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 from bilevel.outer.authors.base import AuthorContext, Candidate
 from bilevel.outer.authors.offline import OfflineAuthor
-from bilevel.outer.probe import behaviour
+from bilevel.outer.probe import behaviour, probe
 from bilevel.outer.traces import analyse
 from bilevel.sandbox import compile_mechanism
 
@@ -118,3 +118,30 @@ def test_the_author_is_seeded_replayable_and_names_each_operator() -> None:
         assert cand.to_json()["operator"] == cand.operator
         word = cand.operation.split()[0]
         assert word == cand.operator or (cand.operator == "pair" and word == "add"), (cand.operator, cand.operation)
+
+
+def test_probe_names_a_proposer_shadowed_by_one_that_always_proposes() -> None:
+    cma, quad = BY_NAME["cma_rank_one"], BY_NAME["quad_surrogate"]
+    shadowed = probe(Stack((cma, quad)))
+    assert shadowed is not None and quad.id in shadowed.inert and cma.id not in shadowed.inert
+    both = probe(Stack((quad, cma)))
+    assert both is not None and both.inert == ()
+
+
+def test_the_author_moves_a_new_mechanism_that_acts_on_no_probe_trial() -> None:
+    cma, quad = BY_NAME["cma_rank_one"], BY_NAME["quad_surrogate"]
+    author = OfflineAuthor(structural=False)
+    made = Candidate(Stack((cma, quad)), "add cma_rank_one and quad_surrogate", "offline", (cma, quad))
+    placed = author._active_placement(made, set())
+    assert placed is not None
+    moved, fingerprint = placed
+    assert moved.stack.mechanism_ids == (quad.id, cma.id)
+    assert "placed quad_surrogate > cma_rank_one" in moved.operation
+    assert fingerprint == author.behaviour_of(Stack((quad, cma)))
+    # on an incumbent that always proposes, an added surrogate goes in front of it
+    added = Candidate(Stack((cma, quad)), "add quad_surrogate", "offline", (quad,))
+    front = author._active_placement(added, set())
+    assert front is not None and front[0].stack.mechanism_ids == (quad.id, cma.id)
+    # a new mechanism that acts in no order (the sham control's 1e-12 nudge) is dropped
+    sham = Mechanism("sham", load_source("sham"))
+    assert author._active_placement(Candidate(Stack((cma, sham)), "add sham", "offline", (sham,)), set()) is None
