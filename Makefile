@@ -25,7 +25,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: setup lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) bilevel-runs .pytest_cache .mypy_cache .ruff_cache .hypothesis
