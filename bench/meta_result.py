@@ -33,7 +33,15 @@ from typing import Any
 
 import numpy as np
 from _common import header, progress, timed
-from meta_study import by_function, method_table, run_rows, seed_result, study_rows, study_summary
+from meta_study import (
+    by_function,
+    function_rows,
+    method_table,
+    run_rows,
+    seed_result,
+    study_rows,
+    study_summary,
+)
 
 from bilevel.inner.search_config import SearchConfig, Strategy
 from bilevel.judge.benchmarks.bbob import DEFAULT_DIMENSIONS, DEFAULT_FUNCTIONS, DEFAULT_INSTANCE_IDS
@@ -206,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = {"kept stack": first["scores"], **scores}
     extra = {"kept stack": first["extra"], **extra}
     seconds = {"kept stack": first["seconds"], **seconds}
-    rows = method_table(scores, extra, seconds, entries)
+    rows = method_table(scores, extra, seconds, entries) + function_rows(scores, entries)
     print(f"outer seed {first['seed']} (the default run):")
     print("\n".join(rows))
     per_seed = [seed_result(r, scores, entries) for r in runs]

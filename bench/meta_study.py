@@ -176,3 +176,27 @@ def run_rows(per_seed: list[dict[str, Any]]) -> list[str]:
         rows.append(f"| {p['seed']} | {p.get('split', '?')} | {s.get('candidates', '?')} | {s.get('kept', '?')} "
                     f"| {str(s.get('stack', '?')).replace('|', '/')} | {val} | {test} | {s.get('wall_s', '?')} |")
     return rows
+
+
+def function_rows(scores: dict[str, np.ndarray], entries: list[PanelEntry]) -> list[str]:
+    """Where the kept stack's difference comes from: per sealed function, each method's mean "other - kept" over
+    that function's pairs; then each mean again without the function whose difference to the baseline inner
+    loop is largest in size (a mean carried by one function is not a broad gain)."""
+    groups = sorted({e.group for e in entries}, key=lambda g: int(g.lstrip("f")) if g.lstrip("f").isdigit() else 0)
+    ref = scores[KEPT]
+    others = [n for n in scores if n != KEPT]
+    rows = ["\nper sealed function (outer seed of the table above; other - kept, mean over the function's pairs, "
+            "> 0: kept better):", "| function | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+    mask = {g: np.array([e.group == g for e in entries]) for g in groups}
+    for g in groups:
+        rows.append(f"| {g} | " + " | ".join(f"{(scores[n] - ref)[mask[g]].mean():+.3f}" for n in others) + " |")
+    base = scores[BASELINE] - ref if BASELINE in scores else None
+    if base is None or not np.any(np.abs(base) > TIE_TOL):
+        return rows
+    top = max(groups, key=lambda g: abs(float(base[mask[g]].mean())))
+    keep = ~mask[top]
+    rest = [e for e, k in zip(entries, keep, strict=True) if k]
+    cells = [f"{n} {_fmt(by_function((scores[n] - ref)[keep], rest))}" for n in others]
+    rows.append(f"without {top} (the function with the largest difference to the baseline inner loop), "
+                f"other - kept [95% CI by function]: " + "; ".join(cells))
+    return rows

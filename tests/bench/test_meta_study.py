@@ -82,3 +82,21 @@ def test_identical_runs_pool_to_no_narrower_an_interval_than_one(study: ModuleTy
     mean, low, high = study.crossed_ci(np.array([diffs] * 5), entries)
     assert mean == pytest.approx(one.mean)
     assert (high - low) > 0.8 * (one.high - one.low)  # about the same width: five copies are one run
+
+
+def test_function_rows_show_each_function_and_the_mean_without_the_one_that_carries_it(study: ModuleType) -> None:
+    kept = BASE.copy()
+    kept[4:6] -= 9.0  # f5: the kept stack reaches the floor on one function only
+    kept[[0, 2]] += 0.1  # and is a little worse on f1 and f4
+    scores = {study.KEPT: kept, study.BASELINE: BASE, study.TPE: BASE + 0.5}
+    rows = study.function_rows(scores, ENTRIES)
+    assert rows[2] == "|---|---|---|"
+    by_function = {r.split(" | ")[0].lstrip("| "): r for r in rows[3:7]}
+    assert list(by_function) == ["f1", "f4", "f5", "f6"]
+    assert by_function["f5"].endswith("| +9.000 | +9.500 |")
+    assert by_function["f1"].startswith("| f1 | -0.050 | +0.450 |")
+    last = rows[-1]
+    assert last.startswith("without f5 (the function with the largest difference to the baseline inner loop)")
+    without = [k for k in range(8) if k not in (4, 5)]
+    mean = float(np.mean((BASE - kept)[without]))
+    assert f"baseline inner loop {mean:+.3f} [" in last
