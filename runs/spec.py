@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bilevel.inner.search_config import Strategy
+
 DEFAULTS: dict[str, dict[str, Any]] = {
     "run": {"benchmark": "bbob", "author": "offline", "seed": 0, "generations": 4, "candidates": 5,
             "level15": True, "wall_time_s": 0.0, "workers": 2, "executor": "process", "address": "",
@@ -146,6 +148,9 @@ def _suggested(parsed: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
     return suggested_defaults(name)
 
 
+_STRATEGIES = tuple(s.value for s in Strategy)
+
+
 def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
     run, inner = data["run"], data["inner"]
     rules = [
@@ -171,6 +176,10 @@ def _check_ranges(data: dict[str, dict[str, Any]]) -> None:
         (data["llm"]["inner"] in ("model", "numeric"),
          f'[llm] inner must be "model" or "numeric", got {data["llm"]["inner"]!r}'),
         (data["llm"]["proposals_per_call"] >= 1, "[llm] proposals_per_call must be >= 1"),
+        (inner["strategy"] in _STRATEGIES,
+         f"[inner] strategy must be one of {', '.join(_STRATEGIES)}, got {inner['strategy']!r}"
+         + ('; the model proposes in the inner loop when [llm] model is set (and [llm] inner = "model")'
+            if inner["strategy"] in ("llm", "model") else "")),
     ]
     for ok, message in rules:
         if not ok:

@@ -32,6 +32,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[run]\ngenerations = 0\n", "generations must be at least 1"),
         ("[run\n", "not valid TOML"),
         ("[inner]\nstep_size = 2.0\n", "step_size must be in (0, 1]"),
+        ('[inner]\nstrategy = "llm"\n', "[inner] strategy must be one of greedy, random, tpe, cmaes, qmc, "
+         "optuna-random, got 'llm'; the model proposes in the inner loop when [llm] model is set"),
+        ('[inner]\nstrategy = "bayes"\n', "[inner] strategy must be one of greedy, random"),
     ],
 )
 def test_malformed_specs_are_refused_with_a_clear_message(tmp_path: Path, text: str, needle: str) -> None:
