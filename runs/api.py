@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.runs.commands import DEFAULT_STORE
-from bilevel.runs.driver import create_run, execute
+from bilevel.runs.driver import check_new_run, execute, library_mechanisms, record_run, with_paths
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec, SpecError, load_spec
 from bilevel.runs.store import Store, StoreError, UnknownRun
@@ -19,13 +19,15 @@ __all__ = ["ReadStore", "SpecError", "StoreError", "UnknownRun", "open_store", "
 
 
 def _spec(spec: dict[str, Any] | str | Path) -> RunSpec:
-    """A validated spec from a dict (the TOML structure) or a TOML path; bad input raises SpecError."""
+    """A validated spec from a dict (the TOML structure) or a TOML path, with its paths made absolute as
+    the CLI makes them (a user benchmark's ``workdir`` and ``[run] library`` relative to the spec file's
+    folder, else the current one); bad input raises SpecError."""
     if isinstance(spec, str | Path):
-        return load_spec(Path(spec))
+        return with_paths(load_spec(Path(spec)), Path(spec))
     if not isinstance(spec, dict):
         raise SpecError(f"spec must be a dict (the sections of a TOML spec file) or a path to a TOML file, "
                         f"got {type(spec).__name__}")
-    return load_spec(None, spec, source="spec dict")
+    return with_paths(load_spec(None, spec, source="spec dict"), None)
 
 
 def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, quiet: bool = True,
@@ -39,10 +41,14 @@ def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, q
     ``runs.estimate.CostRefused`` when a priced model's estimate is over $5 with no dollar cap
     (``yes=True`` goes ahead, as ``--yes`` does).
     """
-    checked = _spec(spec)
+    from bilevel.runs.finetune import pin_adapter  # the tuned author's adapter and its hash, as the CLI does
+
+    checked = pin_adapter(_spec(spec))
+    library = library_mechanisms(checked)
+    setup = check_new_run(checked, yes=yes)  # before the store exists: a refused run leaves nothing behind
     db = Store.in_dir(Path(store) if store is not None else DEFAULT_STORE)
     try:
-        run_id = create_run(db, checked, yes=yes)
+        run_id = record_run(db, checked, setup, library)
         if quiet:
             summary = execute(db, run_id)
         else:
