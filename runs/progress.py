@@ -28,6 +28,7 @@ class Progress:
     def stage(self, text: str) -> None:
         raise_if_stop_requested()
         self.stage_text = text
+        self.batch = ""  # the last stage's count would read as this stage's progress
         self._show(force=not self.tty)
 
     def evaluation(self, done: int, total: int) -> None:
