@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from user_specs import TINY as USER_TINY
+from user_specs import TRAIN_SCRIPT
 
 import bilevel
 from bilevel.runs.spec import SpecError
@@ -126,38 +128,12 @@ def test_frames_with_pandas(finished: tuple[Path, dict[str, Any]]) -> None:
         assert len(store.trials_frame()) == len(store.trials())
 
 
-USER_SPEC = """[run]
-benchmark = "command"
-generations = 1
-candidates = 1
-workers = 1
-executor = "inprocess"
-[benchmark]
-command = "python train.py"
-params = ["x:float:0:1"]
-instances = ["g/a", "g/b", "h/c", "h/d"]
-timeout_s = 20
-[inner]
-budget = 4
-[panels]
-search_instances = 1
-validation_instances = 2
-test_instances = 1
-seeds_per_instance = 2
-[judge]
-n_boot = 50
-stage1_pairs = 1
-"""
-TRAIN = ("import json, os\nc = json.load(open(os.environ['BILEVEL_INPUT']))['config']\n"
-         "json.dump({'score': (c['x'] - 0.3) ** 2}, open(os.environ['BILEVEL_RESULT'], 'w'))\n")
-
-
 def test_run_of_a_spec_file_works_in_its_folder_and_a_refused_run_creates_no_store(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bilevel.runs.preflight import PreflightError
 
     spec = tmp_path / "spec.toml"
-    spec.write_text(USER_SPEC, encoding="utf-8")
+    spec.write_text(USER_TINY.format(benchmark="command", options='command = "python train.py"'), encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the command runs in the spec file's folder, as `bilevel run --spec` runs it
@@ -165,6 +141,6 @@ def test_run_of_a_spec_file_works_in_its_folder_and_a_refused_run_creates_no_sto
         bilevel.run(spec, store=tmp_path / "refused")
     assert "can't open file" in str(err.value)  # train.py is not there yet
     assert not (tmp_path / "refused").exists(), "a refused run must leave no store behind"
-    (tmp_path / "train.py").write_text(TRAIN, encoding="utf-8")
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT, encoding="utf-8")
     summary = bilevel.run(spec, store=tmp_path / "store")
     assert summary["stopped"] == "completed" and summary["failed_trials"].startswith("0 of ")

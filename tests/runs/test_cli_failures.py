@@ -7,37 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+from user_specs import TINY, TRAIN_SCRIPT
 
 from bilevel.inner.objective import ObjectiveError
 from bilevel.judge.benchmarks import get_benchmark
 from bilevel.runs.cli import main
 
 DATA = Path(__file__).parent.parent / "data"
-
-TINY = """
-[run]
-benchmark = "{benchmark}"
-generations = 1
-candidates = 1
-workers = 1
-executor = "inprocess"
-[benchmark]
-{options}
-params = ["x:float:0:1"]
-instances = ["g/a", "g/b", "h/c", "h/d"]
-timeout_s = 20
-[inner]
-budget = 4
-[panels]
-search_instances = 1
-validation_instances = 2
-test_instances = 1
-seeds_per_instance = 2
-[judge]
-n_boot = 50
-stage1_pairs = 1
-"""
-
 
 def _spec(folder: Path, benchmark: str, options: str) -> Path:
     path = folder / "spec.toml"
@@ -66,9 +42,7 @@ def test_a_broken_benchmark_exits_2_before_a_run_exists(tmp_path: Path, options:
 
 
 def test_workdir_defaults_to_the_spec_files_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "train.py").write_text(
-        "import json, os\nc = json.load(open(os.environ['BILEVEL_INPUT']))['config']\n"
-        "json.dump({'score': (c['x'] - 0.3) ** 2}, open(os.environ['BILEVEL_RESULT'], 'w'))\n", encoding="utf-8")
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT, encoding="utf-8")
     spec = _spec(tmp_path, "command", 'command = "python train.py"')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
