@@ -254,7 +254,8 @@ def coco_writer(directory: Path | None, method: str) -> Callable[[list[EvalResul
 
 def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, kept: str) -> None:
     """Left: each method's mean log10 regret with its 95% interval, per dimension and overall.
-    Right: the paired difference to the kept stack (right of zero: the kept stack is better)."""
+    Middle: the paired difference to the kept stack (right of zero: the kept stack is better).
+    Right: that difference per sealed function (mean over its pairs): where the mean comes from."""
     try:
         import matplotlib
 
@@ -265,7 +266,8 @@ def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, k
     names = list(scores)
     dims = sorted({int(e.instance.split("-d")[1].split("-")[0]) for e in entries})
     dim_of = np.array([int(e.instance.split("-d")[1].split("-")[0]) for e in entries])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, (left, right, per) = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True,
+                                           gridspec_kw={"width_ratios": [1.1, 1.0, 1.0]})
     for k, (label, mask) in enumerate([("all", dim_of > 0)] + [(f"{d}-D", dim_of == d) for d in dims]):
         for j, name in enumerate(names):
             sub = [e for e, keep in zip(entries, mask, strict=True) if keep]
@@ -287,9 +289,29 @@ def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, k
     right.set_yticks(range(len(names) - 1), names[1:])
     right.invert_yaxis()
     right.set_xlabel("other - kept stack, log10 regret (> 0: kept better), 95% CI")
+    _per_function(per, scores, entries)
     fig.suptitle(f"Sealed BBOB split, {len(entries)} (instance, seed) pairs; kept: {kept}", fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _per_function(ax: Any, scores: dict[str, np.ndarray], entries: list[PanelEntry]) -> None:
+    """One row per sealed function: each other method's mean "other - kept" over that function's pairs."""
+    names = list(scores)
+    groups = sorted({e.group for e in entries}, key=lambda g: int(g.lstrip("f")) if g.lstrip("f").isdigit() else 0)
+    seen: list[float] = [0.0]
+    for j, name in enumerate(names[1:]):
+        diff = scores[name] - scores[names[0]]
+        means = [float(diff[[e.group == g for e in entries]].mean()) for g in groups]
+        seen += means
+        ax.scatter(means, range(len(groups)), marker="os^D"[j % 4], color=f"C{j}", s=22, label=name)
+    ax.axvline(0.0, color="grey", lw=1)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(min(-1.5, 1.3 * min(seen)), max(1.5, 1.3 * max(seen)))
+    ax.set_yticks(range(len(groups)), groups)
+    ax.invert_yaxis()
+    ax.set_xlabel("other - kept per function (mean of its pairs; symlog)")
+    ax.legend(fontsize=7)
 
 
 if __name__ == "__main__":
