@@ -24,6 +24,7 @@ from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
 from bilevel.inner.records import HookEvent, InnerResult, Trial, beats_incumbent
 from bilevel.inner.search_config import SearchConfig
+from bilevel.inner.speculation import Speculation
 from bilevel.inner.space import Config, Space, SpaceError
 from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import Limits, Outcome, SandboxError, SandboxSession, Status
@@ -100,6 +101,7 @@ class _Iteration:
     path: Path = field(default_factory=Path)
     what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
     checked: bool = True  # the counterfactual check follows the selection (not in ask/tell)
+    incumbent: Trial | None = None  # the incumbent the base proposer is given in this iteration
 
 
 class _Pending(Exception):
@@ -147,6 +149,7 @@ class InnerLoop:
         self.trials: list[Trial] = []
         self.round_trips = 0  # exchanges with the sandbox worker after it loaded the stack (sandbox.steps)
         self._round_trips_at_start = 0
+        self._speculation = Speculation()  # the next trial's reviews, predicted (inner.speculation)
 
     # -- public --------------------------------------------------------------
     def run(
@@ -229,7 +232,7 @@ class InnerLoop:
 
     def ask(self) -> tuple[Config, str]:
         """The next candidate and who proposed it (guidance, proposal, reviews at index ``len(trials)``)."""
-        return self._select(_Iteration(index=len(self.trials), checked=False))
+        return self._select(_Iteration(index=len(self.trials), checked=False, incumbent=self.incumbent))
 
     def tell(self, trial: Trial) -> None:
         """A finished trial (whoever proposed it): proposer, incumbent and mechanisms learn from it."""
@@ -254,8 +257,9 @@ class InnerLoop:
             candidate, source = self._propose(it)
 
     def _iterate(self, t: int) -> Trial:
-        it = _Iteration(index=t)
+        it = _Iteration(index=t, incumbent=self.incumbent)
         candidate, source = self._select(it)
+        self._speculation.seen(it.path.parts)
         changed = self._changed_by(it, candidate)
         score, error = self._evaluate(candidate)
         kept = beats_incumbent(score, self.incumbent)
@@ -310,8 +314,7 @@ class InnerLoop:
     def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
         reviewers = self._active_with("review")
         if reviewers and self.session is not None:  # the reviews, and the dry calls they allow, in one exchange
-            real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
-            dry = [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
+            dry = self._first_dry(it, reviewers, candidate)
             self.session.step([["review", it.index, reviewers, it.guidance, candidate],
                                *([["dry", it.index, dry]] if dry else [])])
         for mid in reviewers:
@@ -385,10 +388,15 @@ class InnerLoop:
         def what_if(attempt: int, guidance: dict[str, Any]) -> Config | None:
             key = (attempt, canonical(guidance))
             if key not in memo:
-                memo[key] = self.proposer.what_if(it.index, self.incumbent, guidance, attempt)
+                memo[key] = self.proposer.what_if(it.index, it.incumbent, guidance, attempt)
             return memo[key]
 
         return Oracle(it.path, call_dry, what_if)
+
+    def _first_dry(self, it: _Iteration, reviewers: list[str], candidate: Config) -> list[list[Any]]:
+        """The dry calls that go with the reviews of ``candidate`` (those the reviews answer left out)."""
+        real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
+        return [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
 
     def _pending_dry(self, it: _Iteration) -> list[list[Any]]:
         """The next dry call each counterfactual selection needs, given the answers known so far."""
@@ -420,9 +428,10 @@ class InnerLoop:
         sandbox then makes in the same exchange (``sandbox.steps``)."""
         if self.session is None:
             return []
+        spec = self._speculation.part(self, trial, ahead) if ahead is not None else None
         return [
             HookEvent(mid, "observe", out.status.value, False, "" if out.ok else out.message[:500])
-            for mid, out in self.session.observe(trial.for_mechanisms(), ahead=ahead).items()
+            for mid, out in self.session.observe(trial.for_mechanisms(), ahead=ahead, spec=spec).items()
         ]
 
     def _evaluate(self, config: Config) -> tuple[float | None, str]:

@@ -23,6 +23,7 @@ as after a fault), and ``inconsistencies`` counts it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bilevel.mechanisms import spacekit
@@ -33,6 +34,8 @@ from bilevel.sandbox.process import WorkerProcess, plain_json
 
 Key = tuple[str, str, int, str, str, bool]
 Part = list[Any]
+Planned = tuple[str, str, int, Any, Any, bool]
+Then = Callable[[list[Outcome]], list[tuple[str, str]]]
 
 
 _ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=True)
@@ -55,6 +58,8 @@ class Steps(FaultPolicy):
     _worker: WorkerProcess | None
     round_trips: int = 0
     inconsistencies: int = 0
+    speculations: int = 0  # exchanges that carried predicted reviews (``spec``)
+    mispredictions: int = 0  # of those, the ones whose reviews were not made (no alternative held)
 
     def _reset_steps(self) -> None:
         self._cache: dict[Key, Outcome] = {}
@@ -115,12 +120,19 @@ class Steps(FaultPolicy):
         if not self.active or self._worker is None or not self._worker.alive():
             return
         clean_parts = [plain_json(p, "step part") for p in parts]
+        first = clean_parts[0] if clean_parts else None
+        if first is not None and first[0] == "review" and first[2] and self.has_ahead(
+                first[2][0], "review", first[1], first[3], first[4], False):
+            return  # these reviews (and the dry calls after them) were made ahead, with the last observe
         planned = self._planned(clean_parts)
         if not planned:
             return
+        if any(not dry and (m, h, int(t)) in self._made for m, h, t, _, _, dry in planned):
+            self._inconsistent()  # a call made ahead with other inputs: rebuild, never call it twice
+            return
         self._exchange(clean_parts, planned, [])
 
-    def _planned(self, parts: list[Part]) -> list[tuple[str, str, int, Any, Any, bool]]:
+    def _planned(self, parts: list[Part]) -> list[Planned]:
         planned = []
         for part in parts:
             if part[0] == "review":
@@ -137,22 +149,36 @@ class Steps(FaultPolicy):
                 return []  # the step-by-step path disables it with the reason, as before
         return planned
 
-    def _exchange(self, parts: list[Part], planned: list[tuple[str, str, int, Any, Any, bool]],
+    def _exchange(self, parts: list[Part], planned: list[Planned],
                   observed: list[str]) -> tuple[list[Outcome], Failure | None]:
-        """Send one ``step`` request whose first calls are the observe calls of ``observed``; cache the rest."""
+        """Send one ``step`` request whose first calls are the observe calls of ``observed``; cache the rest.
+
+        A last part ``["spec", ...]`` is planned only once the calls before it are in (:meth:`_held`)."""
         calls = [(m, "observe") for m in observed] + [(p[0], p[1]) for p in planned]
-        outcomes, failure = self._stream({"op": "step", "parts": parts}, calls, charge=True, partial=True)
+        spec = parts[-1] if parts and parts[-1][0] == "spec" else None
+        held: list[bool] = []
+
+        def then(outcomes: list[Outcome]) -> list[tuple[str, str]]:
+            more = self._held(spec, outcomes[len(observed):], planned) if spec is not None else []
+            planned.extend(more)
+            held.append(bool(more))
+            return [(p[0], p[1]) for p in more]
+
+        outcomes, failure = self._stream({"op": "step", "parts": parts}, calls, charge=True, partial=True,
+                                         then=then if spec is not None else None)
+        if spec is not None:
+            self.speculations += 1
+            self.mispredictions += 0 if any(held) else 1
         guidance: dict[str, Any] | None = None
         made = list(outcomes)
         if failure is not None and not failure.blameless and failure.index >= len(observed):
             made.append(failure.outcome)  # the call that failed was made: the loop's own call gets its outcome
             failure = None
         for i, out in enumerate(made):
-            mid = calls[i][0]
             if i < len(observed):
                 continue
+            mid, hook, t, g, cand, dry = planned[i - len(observed)]
             self._account(mid, out)
-            _, hook, t, g, cand, dry = planned[i - len(observed)]
             if hook == "guide":
                 self._guided = (t, [*self._guided[1], mid] if self._guided else [mid])
             if hook == "propose":
@@ -180,8 +206,9 @@ class Steps(FaultPolicy):
                 return None
         return merge_guidance(parts)
 
-    def _ahead_parts(self, t: int) -> tuple[list[Part], list[tuple[str, str, int, Any, Any, bool]]]:
-        """The guide and propose calls of trial ``t``, to go with the last trial's ``observe``."""
+    def _ahead_parts(self, t: int, spec: Part | None = None) -> tuple[list[Part], list[Planned]]:
+        """The guide and propose calls of trial ``t``, to go with the last trial's ``observe``, and the
+        predicted reviews ``spec`` where they are still the loop's next calls (same reviewers, within budget)."""
         guides = self._active_with("guide")
         proposers = self._active_with("propose")
         parts: list[Part] = []
@@ -189,11 +216,47 @@ class Steps(FaultPolicy):
             parts.append(["guide", t, guides])
         if proposers:
             parts.append(["propose", t, proposers])
-        return parts, self._planned(parts)
+        planned = self._planned(parts) if parts else []
+        if parts and not planned:
+            return [], []
+        if spec is not None:
+            spec = plain_json(spec, "spec")
+            reviewers = self._active_with("review")
+            if spec[1] == t and spec[2] == reviewers and reviewers and spec[3] and self._planned(
+                    [["review", t, reviewers, {}, None]]):
+                parts.append(spec)
+        return parts, planned
+
+    def _held(self, spec: Part, outcomes: list[Outcome], planned: list[Planned]) -> list[Planned]:
+        """The calls of the first alternative of ``spec`` that holds, given the outcomes of ``planned``
+        (the guides and proposals before it), else none: the worker's decision (``Worker.step_spec``),
+        made again with the same checks on the same values."""
+        if len(outcomes) != len(planned) or not all(o.ok for o in outcomes):
+            return []
+        names = spacekit.names(self._space)
+        pairs: list[list[Any]] = []
+        for (mid, hook, *_), out in zip(planned, outcomes, strict=True):
+            if hook == "propose" and out.value is not None:
+                return []
+            if hook == "guide":
+                try:
+                    pairs.append([mid, check_guidance(json.loads(json.dumps(out.value)), names)])
+                except (ContractError, ValueError, TypeError):
+                    return []
+        if any("centre" in g for _, g in pairs):
+            return []
+        mine = canonical(pairs)
+        t, reviewers = int(spec[1]), spec[2]
+        for alt_pairs, candidate, dry in spec[3]:
+            if canonical(alt_pairs) == mine:
+                guidance = merge_guidance([g for _, g in pairs])
+                return ([(m, "review", t, guidance, candidate, False) for m in reviewers]
+                        + [(m, h, t, g, c, True) for m, h, g, c in dry])
+        return []
 
     # provided by SandboxSession / FaultPolicy
     def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]], charge: bool,
-                partial: bool = False) -> tuple[list[Outcome], Failure | None]:
+                partial: bool = False, then: Then | None = None) -> tuple[list[Outcome], Failure | None]:
         raise NotImplementedError
 
     def _kill_worker(self) -> None:
