@@ -24,8 +24,8 @@ from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
 from bilevel.inner.records import HookEvent, InnerResult, Trial, beats_incumbent
 from bilevel.inner.search_config import SearchConfig
-from bilevel.inner.speculation import Speculation
 from bilevel.inner.space import Config, Space, SpaceError
+from bilevel.inner.speculation import Speculation
 from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import Limits, Outcome, SandboxError, SandboxSession, Status
 
