@@ -74,6 +74,7 @@ class Steps(FaultPolicy):
         if found is not None:
             if not dry:
                 self._made.pop((mech_id, hook, int(t)), None)
+                self._account(mech_id, found)  # now, as if the call were made now (see _exchange)
             return found
         if not dry and (mech_id, hook, int(t)) in self._made:
             self._inconsistent()
@@ -99,6 +100,9 @@ class Steps(FaultPolicy):
 
     def _inconsistent(self) -> None:
         self.inconsistencies += 1
+        for key in self._made.values():  # faults of calls made ahead and never taken still count
+            if key in self._cache:
+                self._account(key[0], self._cache[key])
         self._reset_steps()
         self._kill_worker()
 
@@ -178,7 +182,9 @@ class Steps(FaultPolicy):
             if i < len(observed):
                 continue
             mid, hook, t, g, cand, dry = planned[i - len(observed)]
-            self._account(mid, out)
+            if dry:
+                self._account(mid, out)  # a real call's fault counts when the loop takes it (``_take``): a
+                # mechanism it disables is then disabled where the loop's own call would have disabled it
             if hook == "guide":
                 self._guided = (t, [*self._guided[1], mid] if self._guided else [mid])
             if hook == "propose":
