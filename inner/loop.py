@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bilevel.inner.chat import ModelRef
-from bilevel.inner.counterfactual import SKIP, Answer, Oracle, Path, canonical, changed_by, select
+from bilevel.inner.counterfactual import (
+    SKIP,
+    Answer,
+    Oracle,
+    Path,
+    Pending,
+    canonical,
+    changed_by,
+    pending_calls,
+)
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
@@ -87,6 +96,7 @@ class InnerSettings:
     model: ModelRef | None = None  # the LLM proposer's model; None: the strategy's proposer
     llm_retries: int = 2  # re-asks of the model after a rejected answer, before the fallback proposes
     counterfactual: bool = True  # record per trial which mechanisms changed the evaluated config
+    speculate: bool = True  # send the next trial's predicted reviews with an observe (never changes results)
 
 
 @dataclass
@@ -102,14 +112,6 @@ class _Iteration:
     what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
     checked: bool = True  # the counterfactual check follows the selection (not in ask/tell)
     incumbent: Trial | None = None  # the incumbent the base proposer is given in this iteration
-
-
-class _Pending(Exception):
-    """A counterfactual selection needs a dry call that has not been made yet."""
-
-    def __init__(self, call: tuple[str, str, dict[str, Any], Any]) -> None:
-        super().__init__(call[0])
-        self.call = call
 
 
 ROUNDS = 4
@@ -314,7 +316,8 @@ class InnerLoop:
     def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
         reviewers = self._active_with("review")
         if reviewers and self.session is not None:  # the reviews, and the dry calls they allow, in one exchange
-            dry = self._first_dry(it, reviewers, candidate)
+            ahead = self.session.has_ahead(reviewers[0], "review", it.index, it.guidance, candidate, False)
+            dry = [] if ahead else self._first_dry(it, reviewers, candidate)  # predicted: came with them
             self.session.step([["review", it.index, reviewers, it.guidance, candidate],
                                *([["dry", it.index, dry]] if dry else [])])
         for mid in reviewers:
@@ -365,7 +368,7 @@ class InnerLoop:
             ahead = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
             try:  # usually every dry call it needs came with the reviews
                 return changed_by(self.space, evaluated, it.path, ahead, self.settings.max_rejections)
-            except _Pending:
+            except Pending:
                 dry = self._pending_dry(it)
             session.step([["dry", it.index, dry]])
         return changed_by(self.space, evaluated, it.path, self._oracle(it, lambda *_: True),
@@ -373,7 +376,7 @@ class InnerLoop:
 
     def _oracle(self, it: _Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
         """The counterfactual oracle of this iteration; a dry call for which ``ready`` is False raises
-        :class:`_Pending` instead of being made."""
+        :class:`Pending` instead of being made."""
         session = self.session
         assert session is not None
         memo = it.what_if
@@ -382,7 +385,7 @@ class InnerLoop:
             if mid not in session.active:
                 return SKIP
             if not ready(mid, hook, guidance, candidate):
-                raise _Pending((mid, hook, guidance, candidate))
+                raise Pending((mid, hook, guidance, candidate))
             return self._interpret(hook, session.call(mid, hook, it.index, guidance, candidate, dry=True))
 
         def what_if(attempt: int, guidance: dict[str, Any]) -> Config | None:
@@ -404,18 +407,7 @@ class InnerLoop:
             return []
         session = self.session
         oracle = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
-        out: list[list[Any]] = []
-        seen: set[tuple[str, str, str, str]] = set()
-        for mid in it.path.order:
-            try:
-                select(mid, it.path, oracle, self.settings.max_rejections)
-            except _Pending as need:
-                m, hook, guidance, candidate = need.call
-                key = (m, hook, canonical(guidance), canonical(candidate))
-                if key not in seen:
-                    seen.add(key)
-                    out.append([m, hook, guidance, candidate])
-        return out
+        return pending_calls(it.path, oracle, self.settings.max_rejections)
 
     def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
         """Record a value the host refused; the session disables the mechanism after repeated faults."""

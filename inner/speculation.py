@@ -5,7 +5,7 @@ the base proposer's candidate, which the host computes only once it knows the me
 trial, which the worker computes (``sandbox.steps``). So the inner loop predicts the guidance: for
 each guide of the stack, the distinct answers it gave in the last :data:`WINDOW` trials (most recent
 first), combined into at most :data:`MAX_ALTERNATIVES` alternatives (the most recent combinations
-first). For each it sends the base proposer's candidate (``Proposer.what_if``, which commits nothing)
+first, or those that were the answer most often so far). For each it sends the base proposer's candidate (``Proposer.what_if``, which commits nothing)
 and the dry calls the counterfactual check would make with the reviews. The worker runs the reviews
 and dry calls of the alternative whose guidance equals the one it has just computed, exactly, and
 only when no propose hook proposed (``sandbox.hooks.Worker.step_spec``); otherwise it runs none of
@@ -13,7 +13,9 @@ them (a misprediction, counted by ``SandboxSession.mispredictions``), and the lo
 before. So every hook call the worker makes is one the loop makes next with the same inputs; the
 loop's calls find the outcomes in the session's cache under their full inputs.
 
-Only a base proposer whose ``what_if`` for the next trial, asked before ``tell``, equals the
+``InnerSettings.speculate`` switches it off (each alternative costs the host a ``what_if`` and the
+counterfactual's planning, about 0.1 ms, against about 0.05 ms for an exchange on an idle 2-core
+machine: it pays where exchanges are dear). Only a base proposer whose ``what_if`` for the next trial, asked before ``tell``, equals the
 ``propose`` that follows (``Proposer.speculative``: greedy and random) is predicted; for the others
 nothing is sent. Called by the inner loop: :meth:`Speculation.seen` after each selection,
 :meth:`Speculation.part` when it observes a trial and the next one follows.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any
 
-from bilevel.inner.counterfactual import NONE, Path, canonical
+from bilevel.inner.counterfactual import NONE, Path, canonical, pending_calls
 from bilevel.inner.records import Trial
 from bilevel.mechanisms.contract import merge_guidance
 
@@ -37,7 +39,7 @@ WINDOW = 10
 MAX_VALUES = 6
 """Distinct answers per guide kept for the prediction."""
 
-MAX_ALTERNATIVES = 12
+MAX_ALTERNATIVES = 8
 """Predicted guidances sent per trial."""
 
 
@@ -46,22 +48,35 @@ class Speculation:
 
     def __init__(self) -> None:
         self._recent: list[dict[str, dict[str, Any]]] = []
+        self._hits: dict[str, list[int]] = {}  # per guide: how often its answer was the k-th most recent
 
     def seen(self, parts: dict[str, dict[str, Any]]) -> None:
         """Called after each selection with the checked guidance of each guide (``Path.parts``)."""
+        for mid, part in parts.items():
+            recent = [canonical(v) for v in self._distinct(mid)]
+            if canonical(part) in recent:
+                self._hits.setdefault(mid, [0] * MAX_VALUES)[recent.index(canonical(part))] += 1
         self._recent = [*self._recent[-(WINDOW - 1):], dict(parts)]
 
+    def _distinct(self, mid: str) -> list[dict[str, Any]]:
+        """The distinct recent answers of guide ``mid``, most recent first."""
+        values: dict[str, dict[str, Any]] = {}
+        for parts in reversed(self._recent):
+            if mid in parts and len(values) < MAX_VALUES:
+                values.setdefault(canonical(parts[mid]), parts[mid])
+        return list(values.values())
+
     def _options(self, guides: list[str]) -> list[list[dict[str, Any]]] | None:
-        """Per guide, its distinct recent answers, most recent first; None where one has none."""
+        """Per guide, its distinct recent answers, the likeliest first (by how often the answer was
+        the k-th most recent so far, then the most recent); None where one has none."""
         options = []
         for mid in guides:
-            values: dict[str, dict[str, Any]] = {}
-            for parts in reversed(self._recent):
-                if mid in parts and len(values) < MAX_VALUES:
-                    values.setdefault(canonical(parts[mid]), parts[mid])
+            values = self._distinct(mid)
             if not values:
                 return None
-            options.append(list(values.values()))
+            hits = self._hits.get(mid, [0] * MAX_VALUES)
+            order = sorted(range(len(values)), key=lambda k: (-hits[k], k))
+            options.append([values[k] for k in order])
         return options
 
     def part(self, loop: InnerLoop, draft: Trial, t: int) -> list[Any] | None:
@@ -70,20 +85,21 @@ class Speculation:
         Called when the loop observes ``draft`` (trial ``t - 1``), before the proposer is told of it."""
         session = loop.session
         reviewers = loop._active_with("review")
-        if session is None or not reviewers or not loop.proposer.speculative:
+        if session is None or not reviewers or not loop.proposer.speculative or not loop.settings.speculate:
             return None
         guides = loop._active_with("guide")
         options = self._options(guides)
         if options is None:
             return None
         incumbent = draft if draft.kept else loop.incumbent
-        memo: dict[tuple[int, str], Any] = {}
+        memo: dict[tuple[int, str], Any] = {}  # the base proposer's answers, shared by the alternatives
+        pending: dict[tuple[str, str], list[Any] | None] = {}  # dry calls too (counterfactual.pending_calls)
         alternatives = []
         for ranks in _best_first([len(o) for o in options], MAX_ALTERNATIVES):
             parts = {mid: options[i][r] for i, (mid, r) in enumerate(zip(guides, ranks, strict=True))}
             if any("centre" in g for g in parts.values()):
                 continue  # the worker stops at a centre: the host checks it first
-            alt = _alternative(loop, t, incumbent, parts, reviewers, memo)
+            alt = _alternative(loop, t, incumbent, parts, reviewers, memo, pending)
             if alt is None:
                 return None
             alternatives.append(alt)
@@ -91,7 +107,8 @@ class Speculation:
 
 
 def _alternative(loop: InnerLoop, t: int, incumbent: Trial | None, parts: dict[str, dict[str, Any]],
-                 reviewers: list[str], memo: dict[tuple[int, str], Any]) -> list[Any] | None:
+                 reviewers: list[str], memo: dict[tuple[int, str], Any],
+                 pending: dict[tuple[str, str], list[Any] | None]) -> list[Any] | None:
     """``[parts, candidate, dry calls]`` of one predicted guidance: what the loop's selection then asks."""
     from bilevel.inner.loop import _Iteration  # the loop imports this module
 
@@ -110,7 +127,12 @@ def _alternative(loop: InnerLoop, t: int, incumbent: Trial | None, parts: dict[s
     for mid in loop._active_with("propose"):
         it.path.answer(mid, "propose", guidance, None, NONE)
     it.path.based(guidance, candidate)
-    dry = loop._first_dry(it, reviewers, candidate)
+    dry: list[list[Any]] = []
+    if loop.settings.counterfactual and order:  # as the loop's _first_dry: nothing is ahead for trial t yet
+        real = {(m, "review", canonical(guidance), canonical(candidate)) for m in reviewers}
+        dry = [k for k in pending_calls(it.path, loop._oracle(it, lambda *_: False), loop.settings.max_rejections,
+                                        pending)
+               if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
     return [[[mid, g] for mid, g in parts.items()], candidate, dry]
 
 

@@ -12,6 +12,19 @@ as it arrives, exactly as a single call's (``SandboxSession._stream``), and kept
 in a cache under the call's full inputs (mechanism, hook, trial, guidance,
 candidate, dry); the loop's call then takes it from there instead of asking the
 worker. A call the loop makes that is not in the cache goes to the worker as before.
+A fault counts (``FaultPolicy._account``) when the loop takes the outcome, in the
+loop's order: where the loop would have made the call itself, so a mechanism a
+fault disables is disabled at the same point of the loop as with one call per
+exchange; an outcome the loop never takes (a dry call it no longer needs) never counts.
+
+The reviews of the next trial can go with the last trial's ``observe`` too:
+``["spec", t, reviewers, alternatives]`` carries the loop's predictions of the
+next trial's guidance, each with the base proposer's candidate for it and the
+dry calls that would follow (``inner.speculation``). The worker makes those of
+the alternative that holds exactly, if any (``Worker.step_spec``); the host
+decides the same from the outcomes it reads (:meth:`Steps._held`) and so knows
+which calls to expect. ``speculations`` counts the exchanges that carried one,
+``mispredictions`` those whose reviews were not made.
 
 Safety net: if the loop asks a mechanism for a hook at a trial with other
 inputs than a call already made for it (a bug, never a mechanism's doing), the
@@ -74,7 +87,7 @@ class Steps(FaultPolicy):
         if found is not None:
             if not dry:
                 self._made.pop((mech_id, hook, int(t)), None)
-                self._account(mech_id, found)  # now, as if the call were made now (see _exchange)
+            self._account(mech_id, found)  # its fault counts now, where the loop makes the call (module doc)
             return found
         if not dry and (mech_id, hook, int(t)) in self._made:
             self._inconsistent()
@@ -182,9 +195,6 @@ class Steps(FaultPolicy):
             if i < len(observed):
                 continue
             mid, hook, t, g, cand, dry = planned[i - len(observed)]
-            if dry:
-                self._account(mid, out)  # a real call's fault counts when the loop takes it (``_take``): a
-                # mechanism it disables is then disabled where the loop's own call would have disabled it
             if hook == "guide":
                 self._guided = (t, [*self._guided[1], mid] if self._guided else [mid])
             if hook == "propose":
