@@ -22,12 +22,12 @@ from bilevel.inner.counterfactual import (
     SKIP,
     Answer,
     Oracle,
-    Path,
     Pending,
     canonical,
     changed_by,
     pending_calls,
 )
+from bilevel.inner.iteration import Iteration
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
@@ -97,21 +97,6 @@ class InnerSettings:
     llm_retries: int = 2  # re-asks of the model after a rejected answer, before the fallback proposes
     counterfactual: bool = True  # record per trial which mechanisms changed the evaluated config
     speculate: bool = True  # send the next trial's predicted reviews with an observe (never changes results)
-
-
-@dataclass
-class _Iteration:
-    """Scratch state of one iteration, while it is being built."""
-
-    index: int
-    events: list[HookEvent] = field(default_factory=list)
-    guidance: dict[str, Any] = field(default_factory=dict)
-    rejections: int = 0
-    notes: list[str] = field(default_factory=list)
-    path: Path = field(default_factory=Path)
-    what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
-    checked: bool = True  # the counterfactual check follows the selection (not in ask/tell)
-    incumbent: Trial | None = None  # the incumbent the base proposer is given in this iteration
 
 
 ROUNDS = 4
@@ -234,14 +219,14 @@ class InnerLoop:
 
     def ask(self) -> tuple[Config, str]:
         """The next candidate and who proposed it (guidance, proposal, reviews at index ``len(trials)``)."""
-        return self._select(_Iteration(index=len(self.trials), checked=False, incumbent=self.incumbent))
+        return self._select(Iteration(index=len(self.trials), checked=False, incumbent=self.incumbent))
 
     def tell(self, trial: Trial) -> None:
         """A finished trial (whoever proposed it): proposer, incumbent and mechanisms learn from it."""
         self._absorb(trial, replay=True)
 
     # -- one iteration -----------------------------------------------------
-    def _select(self, it: _Iteration) -> tuple[Config, str]:
+    def _select(self, it: Iteration) -> tuple[Config, str]:
         """Steps 1-3 of an iteration: gather guidance, propose, review with a bound on rejections."""
         if self.session is not None:
             it.path.order = list(self.session.active)
@@ -259,7 +244,7 @@ class InnerLoop:
             candidate, source = self._propose(it)
 
     def _iterate(self, t: int) -> Trial:
-        it = _Iteration(index=t, incumbent=self.incumbent)
+        it = Iteration(index=t, incumbent=self.incumbent)
         candidate, source = self._select(it)
         self._speculation.seen(it.path.parts)
         changed = self._changed_by(it, candidate)
@@ -271,7 +256,7 @@ class InnerLoop:
         self._absorb(trial, replay=False)
         return trial
 
-    def _gather_guidance(self, it: _Iteration) -> dict[str, Any]:
+    def _gather_guidance(self, it: Iteration) -> dict[str, Any]:
         if self.session is None:
             return {}
         parts: list[dict[str, Any]] = []
@@ -292,7 +277,7 @@ class InnerLoop:
             parts.append(g)
         return merge_guidance(parts)
 
-    def _propose(self, it: _Iteration) -> tuple[Config, str]:
+    def _propose(self, it: Iteration) -> tuple[Config, str]:
         for mid in self._active_with("propose"):
             assert self.session is not None
             out = self.session.call(mid, "propose", it.index, it.guidance)
@@ -313,7 +298,7 @@ class InnerLoop:
         it.path.based(it.guidance, config)
         return config, self.proposer.last_source
 
-    def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
+    def _review(self, it: Iteration, candidate: Config) -> tuple[Config, str | None]:
         reviewers = self._active_with("review")
         if reviewers and self.session is not None:  # the reviews, and the dry calls they allow, in one exchange
             ahead = self.session.has_ahead(reviewers[0], "review", it.index, it.guidance, candidate, False)
@@ -355,7 +340,7 @@ class InnerLoop:
             return SKIP
         return ("config", dict(value))
 
-    def _changed_by(self, it: _Iteration, evaluated: Config) -> tuple[str, ...]:
+    def _changed_by(self, it: Iteration, evaluated: Config) -> tuple[str, ...]:
         """The mechanisms without which this iteration would have evaluated another config.
 
         The dry calls it needs go to the worker a round at a time, each round in one exchange
@@ -374,7 +359,7 @@ class InnerLoop:
         return changed_by(self.space, evaluated, it.path, self._oracle(it, lambda *_: True),
                           self.settings.max_rejections)
 
-    def _oracle(self, it: _Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
+    def _oracle(self, it: Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
         """The counterfactual oracle of this iteration; a dry call for which ``ready`` is False raises
         :class:`Pending` instead of being made."""
         session = self.session
@@ -396,12 +381,12 @@ class InnerLoop:
 
         return Oracle(it.path, call_dry, what_if)
 
-    def _first_dry(self, it: _Iteration, reviewers: list[str], candidate: Config) -> list[list[Any]]:
+    def _first_dry(self, it: Iteration, reviewers: list[str], candidate: Config) -> list[list[Any]]:
         """The dry calls that go with the reviews of ``candidate`` (those the reviews answer left out)."""
         real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
         return [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
 
-    def _pending_dry(self, it: _Iteration) -> list[list[Any]]:
+    def _pending_dry(self, it: Iteration) -> list[list[Any]]:
         """The next dry call each counterfactual selection needs, given the answers known so far."""
         if self.session is None or not self.settings.counterfactual or not it.path.order or not it.checked:
             return []
@@ -409,7 +394,7 @@ class InnerLoop:
         oracle = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
         return pending_calls(it.path, oracle, self.settings.max_rejections)
 
-    def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
+    def _contract_fault(self, it: Iteration, mid: str, hook: str, problem: str) -> None:
         """Record a value the host refused; the session disables the mechanism after repeated faults."""
         it.events.append(HookEvent(mid, hook, Status.CONTRACT_VIOLATION.value, False, problem[:500]))
         if self.session is not None:

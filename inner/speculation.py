@@ -24,14 +24,39 @@ nothing is sent. Called by the inner loop: :meth:`Speculation.seen` after each s
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from bilevel.inner.counterfactual import NONE, Path, canonical, pending_calls
+from bilevel.inner.counterfactual import NONE, Oracle, Path, canonical, pending_calls
+from bilevel.inner.iteration import Iteration
+from bilevel.inner.proposers import Proposer
 from bilevel.inner.records import Trial
 from bilevel.mechanisms.contract import merge_guidance
+from bilevel.sandbox import SandboxSession
 
-if TYPE_CHECKING:
-    from bilevel.inner.loop import InnerLoop
+
+class _Settings(Protocol):
+    @property
+    def counterfactual(self) -> bool: ...
+    @property
+    def max_rejections(self) -> int: ...
+    @property
+    def speculate(self) -> bool: ...
+
+
+class InnerLoop(Protocol):
+    """What the prediction reads of the inner loop (``inner.loop.InnerLoop``)."""
+
+    @property
+    def session(self) -> SandboxSession | None: ...
+    @property
+    def proposer(self) -> Proposer: ...
+    @property
+    def incumbent(self) -> Trial | None: ...
+    @property
+    def settings(self) -> _Settings: ...
+    def _active_with(self, hook: str) -> list[str]: ...
+    def _oracle(self, it: Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle: ...
 
 WINDOW = 10
 """Trials whose guidance the prediction draws from."""
@@ -110,8 +135,6 @@ def _alternative(loop: InnerLoop, t: int, incumbent: Trial | None, parts: dict[s
                  reviewers: list[str], memo: dict[tuple[int, str], Any],
                  pending: dict[tuple[str, str], list[Any] | None]) -> list[Any] | None:
     """``[parts, candidate, dry calls]`` of one predicted guidance: what the loop's selection then asks."""
-    from bilevel.inner.loop import _Iteration  # the loop imports this module
-
     session = loop.session
     assert session is not None
     guidance = merge_guidance(list(parts.values()))
@@ -122,7 +145,7 @@ def _alternative(loop: InnerLoop, t: int, incumbent: Trial | None, parts: dict[s
     if candidate is None:
         return None
     order = list(session.active)
-    it = _Iteration(index=t, guidance=guidance, incumbent=incumbent, what_if=memo,
+    it = Iteration(index=t, guidance=guidance, incumbent=incumbent, what_if=memo,
                     path=Path(order=order, hooks={m: tuple(session.hooks(m)) for m in order}, parts=dict(parts)))
     for mid in loop._active_with("propose"):
         it.path.answer(mid, "propose", guidance, None, NONE)
