@@ -178,7 +178,8 @@ def select(without: str, path: Path, oracle: Oracle, max_rejections: int) -> Con
 def pending_calls(path: Path, oracle: Oracle, max_rejections: int,
                   memo: dict[tuple[str, str], list[Any] | None] | None = None) -> list[list[Any]]:
     """The next dry call ``[mech, hook, guidance, candidate]`` each selection without one mechanism needs
-    (its oracle raises :class:`Pending` for a call not made yet), each once, in stack order.
+    (its oracle raises :class:`Pending` for a call not made yet), each once, in stack order. Called by the
+    inner loop to gather the dry calls of one exchange, and by its predictions (``inner.speculation``).
 
     ``memo`` (the inner loop's predictions, ``inner.speculation``, for paths that differ only in the
     mechanisms' guidance and the answers recorded for the merged guidance): the call a selection needs,

@@ -131,7 +131,8 @@ class Steps(FaultPolicy):
         """Make the calls of ``parts`` ahead, in one exchange (see the module doc); outcomes go to the cache.
 
         Parts: ``["review", t, mechs, guidance, candidate]`` and ``["dry", t, [[mech, hook, guidance,
-        candidate], ...]]``. Called by the inner loop just before it makes these calls itself.
+        candidate], ...]]``. Called by the inner loop just before it makes these calls itself. Reviews
+        already made ahead (predicted, with the last observe) are not sent again, nor is anything with them.
         """
         self._check_open()
         if not self.active or self._worker is None or not self._worker.alive():
@@ -246,7 +247,8 @@ class Steps(FaultPolicy):
     def _held(self, spec: Part, outcomes: list[Outcome], planned: list[Planned]) -> list[Planned]:
         """The calls of the first alternative of ``spec`` that holds, given the outcomes of ``planned``
         (the guides and proposals before it), else none: the worker's decision (``Worker.step_spec``),
-        made again with the same checks on the same values."""
+        made again with the same checks on the same values. Called by :meth:`_exchange` while it reads the
+        exchange, once the outcomes before the ``spec`` part are in, to know which exit lines come next."""
         if len(outcomes) != len(planned) or not all(o.ok for o in outcomes):
             return []
         names = spacekit.names(self._space)
