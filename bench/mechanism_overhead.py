@@ -4,8 +4,9 @@ Both runs use the same BBOB instance, seeds and base proposer, in this
 process. The mechanisms run in the sandbox worker (reused between runs, as
 the evaluator reuses it); one cold run that starts a worker is timed apart.
 Prints the time per trial, the mechanisms' overhead per trial and per hook
-call, the exchanges with the worker per trial (``round trips/trial:``) and the ratio. The cost of one sandboxed call against the same
-function in-process is issue 6's ``bench/sandbox_cost.py``.
+call, the exchanges with the worker per trial (``round trips/trial:``) and the ratio, then the same
+runs without the predicted reviews (``inner.speculation``: fewer exchanges for more host CPU). The cost
+of one sandboxed call against the same function in-process is issue 6's ``bench/sandbox_cost.py``.
 
     .venv/bin/python bench/mechanism_overhead.py [--trials 100] [--repeats 5]
 """
@@ -13,6 +14,7 @@ function in-process is issue 6's ``bench/sandbox_cost.py``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from functools import partial
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     mech: list[float] = []
     calls: list[int] = []
     trips: list[int] = []
+    predicted: list[float] = []  # the same runs with the predicted reviews (InnerSettings.speculate)
+    predicted_trips: list[int] = []
+    on = dataclasses.replace(settings, speculate=True)
     cold_s, _ = timed(lambda: run_inner(objective, stack.sources(), settings, 999, pool=SessionPool()))
     run_inner(objective, stack.sources(), settings, 998)  # warm the shared pool's worker
     for r in range(args.repeats):
@@ -50,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         mech.append(t1)
         calls.append(sum(len(t.hooks) for t in res.trials))
         trips.append(loop.round_trips)
+        loop = InnerLoop(objective, stack.sources(), on, r)
+        t2, _ = timed(loop.run)
+        predicted.append(t2)
+        predicted_trips.append(loop.round_trips)
     DEFAULT_POOL.close()
     p, m = statistics.median(plain), statistics.median(mech)
     n = args.trials
@@ -62,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"round trips/trial: {statistics.median(trips) / n:6.2f}  (exchanges with the worker, counted at the session)")
     print(f"overhead:        {(m - p) / n * 1e3:8.3f} ms/trial, {per_call:.3f} ms per hook call")
     print(f"ratio (3 mechanisms / none): {m / p:.1f}x")
+    u = statistics.median(predicted)
+    print(f"with predicted reviews: {u / n * 1e3:6.3f} ms/trial, round trips/trial "
+          f"{statistics.median(predicted_trips) / n:.2f}, ratio {u / p:.1f}x  (InnerSettings.speculate=True)")
     return 0
 
 

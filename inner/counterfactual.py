@@ -59,9 +59,13 @@ SKIP: Answer = ("skip", None)
 NONE: Answer = ("none", None)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=True)
+
+
 def canonical(value: Any) -> str:
-    """A key for plain data (guidance, configs)."""
-    return json.dumps(value, sort_keys=True, allow_nan=True)
+    """A key for plain data (guidance, configs): ``json.dumps(value, sort_keys=True, allow_nan=True)``,
+    without building an encoder per call."""
+    return _ENCODER.encode(value)
 
 
 @dataclass
@@ -81,6 +85,15 @@ class Path:
     def based(self, guidance: dict[str, Any], config: Config) -> None:
         self.base[(self.base_attempts, canonical(guidance))] = config
         self.base_attempts += 1
+
+
+class Pending(Exception):
+    """A counterfactual selection needs a dry call that has not been made yet (raised by an oracle's
+    ``call_dry`` where the inner loop gathers the calls to make in one exchange)."""
+
+    def __init__(self, call: tuple[str, str, dict[str, Any], Any]) -> None:
+        super().__init__(call[0])
+        self.call = call
 
 
 class Unknown(Exception):
@@ -160,6 +173,44 @@ def select(without: str, path: Path, oracle: Oracle, max_rejections: int) -> Con
             candidate = propose()
     except Unknown:
         return None
+
+
+def pending_calls(path: Path, oracle: Oracle, max_rejections: int,
+                  memo: dict[tuple[str, str], list[Any] | None] | None = None) -> list[list[Any]]:
+    """The next dry call ``[mech, hook, guidance, candidate]`` each selection without one mechanism needs
+    (its oracle raises :class:`Pending` for a call not made yet), each once, in stack order. Called by the
+    inner loop to gather the dry calls of one exchange, and by its predictions (``inner.speculation``).
+
+    ``memo`` (the inner loop's predictions, ``inner.speculation``, for paths that differ only in the
+    mechanisms' guidance and the answers recorded for the merged guidance): the call a selection needs,
+    by mechanism left out and the guidance of the others, where that guidance is not the merged one (then
+    nothing recorded in the path can answer it, so the call depends on nothing else).
+    """
+    merged = canonical(merge_guidance([path.parts[m] for m in path.order if m in path.parts]))
+    out: list[list[Any]] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for mid in path.order:
+        key: tuple[str, str] | None = None
+        if memo is not None:
+            others = canonical(merge_guidance([path.parts[m] for m in path.order if m != mid and m in path.parts]))
+            key = (mid, others) if others != merged else None
+        if key is not None and memo is not None and key in memo:
+            call = memo[key]
+        else:
+            call = None
+            try:
+                select(mid, path, oracle, max_rejections)
+            except Pending as need:
+                call = list(need.call)
+            if key is not None and memo is not None:
+                memo[key] = call
+        if call is not None:
+            m, hook, guidance, candidate = call
+            k = (m, hook, canonical(guidance), canonical(candidate))
+            if k not in seen:
+                seen.add(k)
+                out.append([m, hook, guidance, candidate])
+    return out
 
 
 def differs(space: Space, a: Config, b: Config, tol: float = TOLERANCE) -> bool:

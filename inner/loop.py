@@ -18,13 +18,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bilevel.inner.chat import ModelRef
-from bilevel.inner.counterfactual import SKIP, Answer, Oracle, Path, canonical, changed_by, select
+from bilevel.inner.counterfactual import (
+    SKIP,
+    Answer,
+    Oracle,
+    Pending,
+    canonical,
+    changed_by,
+    pending_calls,
+)
+from bilevel.inner.iteration import Iteration
 from bilevel.inner.objective import Objective, ObjectiveError
 from bilevel.inner.proposer_factory import make_proposer
 from bilevel.inner.proposers import Proposer
 from bilevel.inner.records import HookEvent, InnerResult, Trial, beats_incumbent
 from bilevel.inner.search_config import SearchConfig
 from bilevel.inner.space import Config, Space, SpaceError
+from bilevel.inner.speculation import Speculation
 from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import Limits, Outcome, SandboxError, SandboxSession, Status
 
@@ -86,28 +96,9 @@ class InnerSettings:
     model: ModelRef | None = None  # the LLM proposer's model; None: the strategy's proposer
     llm_retries: int = 2  # re-asks of the model after a rejected answer, before the fallback proposes
     counterfactual: bool = True  # record per trial which mechanisms changed the evaluated config
-
-
-@dataclass
-class _Iteration:
-    """Scratch state of one iteration, while it is being built."""
-
-    index: int
-    events: list[HookEvent] = field(default_factory=list)
-    guidance: dict[str, Any] = field(default_factory=dict)
-    rejections: int = 0
-    notes: list[str] = field(default_factory=list)
-    path: Path = field(default_factory=Path)
-    what_if: dict[tuple[int, str], Config | None] = field(default_factory=dict)  # base answers, memoised
-    checked: bool = True  # the counterfactual check follows the selection (not in ask/tell)
-
-
-class _Pending(Exception):
-    """A counterfactual selection needs a dry call that has not been made yet."""
-
-    def __init__(self, call: tuple[str, str, dict[str, Any], Any]) -> None:
-        super().__init__(call[0])
-        self.call = call
+    # send the next trial's predicted reviews with an observe (never changes results); off: on this machine the
+    # prediction costs more host time than the exchange it saves (bench/mechanism_overhead.py prints both)
+    speculate: bool = False
 
 
 ROUNDS = 4
@@ -147,6 +138,7 @@ class InnerLoop:
         self.trials: list[Trial] = []
         self.round_trips = 0  # exchanges with the sandbox worker after it loaded the stack (sandbox.steps)
         self._round_trips_at_start = 0
+        self._speculation = Speculation()  # the next trial's reviews, predicted (inner.speculation)
 
     # -- public --------------------------------------------------------------
     def run(
@@ -229,14 +221,14 @@ class InnerLoop:
 
     def ask(self) -> tuple[Config, str]:
         """The next candidate and who proposed it (guidance, proposal, reviews at index ``len(trials)``)."""
-        return self._select(_Iteration(index=len(self.trials), checked=False))
+        return self._select(Iteration(index=len(self.trials), checked=False, incumbent=self.incumbent))
 
     def tell(self, trial: Trial) -> None:
         """A finished trial (whoever proposed it): proposer, incumbent and mechanisms learn from it."""
         self._absorb(trial, replay=True)
 
     # -- one iteration -----------------------------------------------------
-    def _select(self, it: _Iteration) -> tuple[Config, str]:
+    def _select(self, it: Iteration) -> tuple[Config, str]:
         """Steps 1-3 of an iteration: gather guidance, propose, review with a bound on rejections."""
         if self.session is not None:
             it.path.order = list(self.session.active)
@@ -254,8 +246,9 @@ class InnerLoop:
             candidate, source = self._propose(it)
 
     def _iterate(self, t: int) -> Trial:
-        it = _Iteration(index=t)
+        it = Iteration(index=t, incumbent=self.incumbent)
         candidate, source = self._select(it)
+        self._speculation.seen(it.path.parts)
         changed = self._changed_by(it, candidate)
         score, error = self._evaluate(candidate)
         kept = beats_incumbent(score, self.incumbent)
@@ -265,7 +258,7 @@ class InnerLoop:
         self._absorb(trial, replay=False)
         return trial
 
-    def _gather_guidance(self, it: _Iteration) -> dict[str, Any]:
+    def _gather_guidance(self, it: Iteration) -> dict[str, Any]:
         if self.session is None:
             return {}
         parts: list[dict[str, Any]] = []
@@ -286,7 +279,7 @@ class InnerLoop:
             parts.append(g)
         return merge_guidance(parts)
 
-    def _propose(self, it: _Iteration) -> tuple[Config, str]:
+    def _propose(self, it: Iteration) -> tuple[Config, str]:
         for mid in self._active_with("propose"):
             assert self.session is not None
             out = self.session.call(mid, "propose", it.index, it.guidance)
@@ -307,11 +300,11 @@ class InnerLoop:
         it.path.based(it.guidance, config)
         return config, self.proposer.last_source
 
-    def _review(self, it: _Iteration, candidate: Config) -> tuple[Config, str | None]:
+    def _review(self, it: Iteration, candidate: Config) -> tuple[Config, str | None]:
         reviewers = self._active_with("review")
         if reviewers and self.session is not None:  # the reviews, and the dry calls they allow, in one exchange
-            real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
-            dry = [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
+            ahead = self.session.has_ahead(reviewers[0], "review", it.index, it.guidance, candidate, False)
+            dry = [] if ahead else self._first_dry(it, reviewers, candidate)  # predicted: came with them
             self.session.step([["review", it.index, reviewers, it.guidance, candidate],
                                *([["dry", it.index, dry]] if dry else [])])
         for mid in reviewers:
@@ -349,7 +342,7 @@ class InnerLoop:
             return SKIP
         return ("config", dict(value))
 
-    def _changed_by(self, it: _Iteration, evaluated: Config) -> tuple[str, ...]:
+    def _changed_by(self, it: Iteration, evaluated: Config) -> tuple[str, ...]:
         """The mechanisms without which this iteration would have evaluated another config.
 
         The dry calls it needs go to the worker a round at a time, each round in one exchange
@@ -362,15 +355,15 @@ class InnerLoop:
             ahead = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
             try:  # usually every dry call it needs came with the reviews
                 return changed_by(self.space, evaluated, it.path, ahead, self.settings.max_rejections)
-            except _Pending:
+            except Pending:
                 dry = self._pending_dry(it)
             session.step([["dry", it.index, dry]])
         return changed_by(self.space, evaluated, it.path, self._oracle(it, lambda *_: True),
                           self.settings.max_rejections)
 
-    def _oracle(self, it: _Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
+    def _oracle(self, it: Iteration, ready: Callable[[str, str, dict[str, Any], Any], bool]) -> Oracle:
         """The counterfactual oracle of this iteration; a dry call for which ``ready`` is False raises
-        :class:`_Pending` instead of being made."""
+        :class:`Pending` instead of being made."""
         session = self.session
         assert session is not None
         memo = it.what_if
@@ -379,37 +372,31 @@ class InnerLoop:
             if mid not in session.active:
                 return SKIP
             if not ready(mid, hook, guidance, candidate):
-                raise _Pending((mid, hook, guidance, candidate))
+                raise Pending((mid, hook, guidance, candidate))
             return self._interpret(hook, session.call(mid, hook, it.index, guidance, candidate, dry=True))
 
         def what_if(attempt: int, guidance: dict[str, Any]) -> Config | None:
             key = (attempt, canonical(guidance))
             if key not in memo:
-                memo[key] = self.proposer.what_if(it.index, self.incumbent, guidance, attempt)
+                memo[key] = self.proposer.what_if(it.index, it.incumbent, guidance, attempt)
             return memo[key]
 
         return Oracle(it.path, call_dry, what_if)
 
-    def _pending_dry(self, it: _Iteration) -> list[list[Any]]:
+    def _first_dry(self, it: Iteration, reviewers: list[str], candidate: Config) -> list[list[Any]]:
+        """The dry calls that go with the reviews of ``candidate`` (those the reviews answer left out)."""
+        real = {(m, "review", canonical(it.guidance), canonical(candidate)) for m in reviewers}
+        return [k for k in self._pending_dry(it) if (k[0], k[1], canonical(k[2]), canonical(k[3])) not in real]
+
+    def _pending_dry(self, it: Iteration) -> list[list[Any]]:
         """The next dry call each counterfactual selection needs, given the answers known so far."""
         if self.session is None or not self.settings.counterfactual or not it.path.order or not it.checked:
             return []
         session = self.session
         oracle = self._oracle(it, lambda m, h, g, c: session.has_ahead(m, h, it.index, g, c, dry=True))
-        out: list[list[Any]] = []
-        seen: set[tuple[str, str, str, str]] = set()
-        for mid in it.path.order:
-            try:
-                select(mid, it.path, oracle, self.settings.max_rejections)
-            except _Pending as need:
-                m, hook, guidance, candidate = need.call
-                key = (m, hook, canonical(guidance), canonical(candidate))
-                if key not in seen:
-                    seen.add(key)
-                    out.append([m, hook, guidance, candidate])
-        return out
+        return pending_calls(it.path, oracle, self.settings.max_rejections)
 
-    def _contract_fault(self, it: _Iteration, mid: str, hook: str, problem: str) -> None:
+    def _contract_fault(self, it: Iteration, mid: str, hook: str, problem: str) -> None:
         """Record a value the host refused; the session disables the mechanism after repeated faults."""
         it.events.append(HookEvent(mid, hook, Status.CONTRACT_VIOLATION.value, False, problem[:500]))
         if self.session is not None:
@@ -420,9 +407,10 @@ class InnerLoop:
         sandbox then makes in the same exchange (``sandbox.steps``)."""
         if self.session is None:
             return []
+        spec = self._speculation.part(self, trial, ahead) if ahead is not None else None
         return [
             HookEvent(mid, "observe", out.status.value, False, "" if out.ok else out.message[:500])
-            for mid, out in self.session.observe(trial.for_mechanisms(), ahead=ahead).items()
+            for mid, out in self.session.observe(trial.for_mechanisms(), ahead=ahead, spec=spec).items()
         ]
 
     def _evaluate(self, config: Config) -> tuple[float | None, str]:

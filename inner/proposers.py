@@ -90,6 +90,11 @@ class Proposer(ABC):
     """
 
     name: str = "base"
+    speculative: bool = False
+    """Whether ``what_if(t + 1, ...)``, asked before ``tell`` of trial ``t``, is what ``propose`` returns
+    at trial ``t + 1`` (attempt 0) with the same incumbent config and guidance. True only for a proposer
+    whose proposals depend on nothing ``tell`` changes; the inner loop then predicts the next trial's
+    reviews (``inner.speculation``)."""
 
     def __init__(self, space: Space, config: SearchConfig, seed: int) -> None:
         """Called once per inner run, before any ``propose`` or ``tell``."""
@@ -265,6 +270,7 @@ class GreedyProposer(Proposer):
     """
 
     name = "greedy"
+    speculative = True
 
     def propose(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any]) -> Config:
         """Called when no mechanism proposed; see :meth:`Proposer.propose`."""
@@ -300,6 +306,7 @@ class RandomProposer(Proposer):
     """
 
     name = "random"
+    speculative = True
 
     def propose(self, trial_index: int, incumbent: Trial | None, guidance: dict[str, Any]) -> Config:
         """Called when no mechanism proposed; see :meth:`Proposer.propose`."""

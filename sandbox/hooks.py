@@ -82,6 +82,7 @@ class Worker:
         self.ctx_blob = b""
         self.ctx_stale = True
         self.calls = 0
+        self.step_parts: list[list[Any]] = []  # [mech_id, checked guidance] of this step's guides, in order
 
     # -- io ---------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:
@@ -160,14 +161,17 @@ class Worker:
         ``["guide", t, mechs]``; ``["propose", t, mechs]`` with the guidance merged from this request's
         guide part (``sandbox.hooks`` uses the contract's own ``check_guidance`` and ``merge_guidance``,
         as the inner loop does); ``["review", t, mechs, guidance, candidate]``; ``["dry", t, calls]``
-        with calls ``[mech_id, hook, guidance, candidate]`` whose ``state`` is restored afterwards.
+        with calls ``[mech_id, hook, guidance, candidate]`` whose ``state`` is restored afterwards;
+        ``["spec", t, reviewers, alternatives]`` (:meth:`step_spec`) runs the reviews predicted by the
+        host only where its prediction of this request's guidance holds exactly.
         The worker stops (sends ``done``) as soon as the next call could depend on something only the
         host decides: a fault, guidance the contract refuses or with a ``centre`` (checked against
         the host's space), a proposal (the host validates it), a rejection or a changed candidate
-        before the last review. So every call it makes is one the host's step-by-step path would
-        have made, in the same order and with the same inputs.
+        before the last review, a guidance no alternative predicted. So every call it makes is one
+        the host's step-by-step path would have made, in the same order and with the same inputs.
         """
         guidance: dict[str, Any] = {}
+        self.step_parts = []
         outs: list[Outcome] | None
         for part in req["parts"]:
             kind = part[0]
@@ -178,11 +182,31 @@ class Worker:
             elif kind in ("propose", "review"):
                 outs = self.step_chain(kind, int(part[1]), part[2], guidance if kind == "propose" else part[3],
                                        part[4] if kind == "review" else None)
+            elif kind == "spec":
+                outs = self.step_spec(int(part[1]), part[2], guidance, part[3])
             else:
                 outs = self.step_dry(int(part[1]), part[2])
             if outs is None or not all(o.ok for o in outs):
                 break
         self.send_done()
+
+    def step_spec(self, t: int, reviewers: list[str], guidance: dict[str, Any],
+                  alternatives: list[list[Any]]) -> list[Outcome] | None:
+        """``["spec", t, reviewers, alternatives]``: the reviews (and dry calls) the host would make next if
+        its prediction of this request's guidance holds. Reached only when every earlier part ran to its
+        end (guides checked, no ``centre``, every propose hook answered None, so the host's base proposer
+        proposes next). An alternative ``[parts, candidate, dry_calls]`` runs only where ``parts`` (the
+        ``[mech_id, checked guidance]`` of each guide, in order) equals this request's exactly (canonical
+        JSON): then ``candidate`` is what the host's base proposer returns for this guidance, and the
+        reviews and dry calls are the ones the host makes next. Otherwise nothing runs (a misprediction)."""
+        mine = canonical_json(self.step_parts)
+        for parts, candidate, dry in alternatives:
+            if canonical_json(parts) == mine:
+                outs = self.step_chain("review", t, reviewers, guidance, candidate)
+                if outs is None or not all(o.ok for o in outs) or not dry:
+                    return outs
+                return self.step_dry(t, dry)
+        return None
 
     def step_observe(self, trial: dict[str, Any], mechs: list[str]) -> list[Outcome]:
         self.record(trial)
@@ -204,6 +228,7 @@ class Worker:
                     parts.append(check_guidance(json.loads(json.dumps(out.value)), names))
                 except (ContractError, ValueError, TypeError):
                     return None, {}
+                self.step_parts.append([mech_id, parts[-1]])
         if any("centre" in g for g in parts):
             return None, {}
         return outs, merge_guidance(parts)
@@ -211,11 +236,14 @@ class Worker:
     def step_chain(self, hook: str, t: int, mechs: list[str], guidance: dict[str, Any],
                    candidate: Any) -> list[Outcome] | None:
         outs: list[Outcome] = []
-        for mech_id in mechs:
+        for i, mech_id in enumerate(mechs):
             out = self.call_one(mech_id, hook, t, guidance, candidate, dry=False)
             outs.append(out)
-            if not out.ok or out.value is not None:
+            last_review = hook == "review" and i == len(mechs) - 1
+            if not out.ok or (out.value is not None and not (last_review and isinstance(out.value, dict))):
                 return None  # a fault, a proposal, a rejection or a changed candidate: the host decides
+        # the last review's changed candidate ends the selection whatever the host makes of it: the dry
+        # calls that follow are the host's next calls either way
         return outs
 
     def step_dry(self, t: int, calls: list[list[Any]]) -> list[Outcome]:
@@ -422,6 +450,11 @@ def state_snapshot(m: Mechanism) -> bytes | None:
         return marshal.dumps(m.state)
     except (ValueError, TypeError, RecursionError):
         return None
+
+
+def canonical_json(value: Any) -> str:
+    """Plain data as canonical JSON (sorted keys), the host's key for guidance (``sandbox.steps.canonical``)."""
+    return json.dumps(value, sort_keys=True, allow_nan=True)
 
 
 def fresh(value: Any) -> Any:

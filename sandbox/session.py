@@ -61,7 +61,7 @@ from bilevel.sandbox.process import (  # noqa: F401 - re-exported
     plain_json,
     sound_value,
 )
-from bilevel.sandbox.steps import Steps
+from bilevel.sandbox.steps import Part, Steps, Then
 
 DONE_GRACE_S = 5.0
 MAX_BLAMELESS_RETRIES = 2
@@ -237,11 +237,13 @@ class SandboxSession(Steps):
         results = self._call_each(hook, [mech_id], int(trial_index), guidance, candidate, dry)
         return results.get(mech_id) or self._disabled_outcome(entry)
 
-    def observe(self, trial: dict[str, Any], ahead: int | None = None) -> dict[str, Outcome]:
+    def observe(self, trial: dict[str, Any], ahead: int | None = None,
+                spec: Part | None = None) -> dict[str, Outcome]:
         """Record a finished trial and call ``observe`` on every active mechanism that defines it (step 5).
 
         ``ahead``: the index of the next trial, whose guides and proposals then go to the worker in the
         same exchange (``sandbox.steps``); the loop's ``guide_all`` and ``call`` for it take them from there.
+        ``spec``: the reviews the loop predicts for that trial (``Steps.speculate``), made only if they hold.
         """
         self._check_open()
         trial = plain_json(trial, "trial")
@@ -255,9 +257,8 @@ class SandboxSession(Steps):
             self._ensure_worker(replay_upto=len(self._history) - 1)
             mechs = self._within_budget(self._active_with("observe"), results)
             if ahead is not None and not retries and self._worker is not None:
-                parts, planned = self._ahead_parts(int(ahead))
-                parts = [["obs", trial, mechs], *parts] if planned else [["obs", trial, mechs]]
-                outcomes, failure = self._exchange(parts, planned if len(parts) > 1 else [], mechs)
+                parts, planned = self._ahead_parts(int(ahead), spec)
+                outcomes, failure = self._exchange([["obs", trial, mechs], *parts], planned, mechs)
             else:
                 request = {"op": "observe", "trial": trial, "mechs": mechs}
                 outcomes, failure = self._stream(request, [(m, "observe") for m in mechs], charge=True)
@@ -304,13 +305,18 @@ class SandboxSession(Steps):
         self._account(failure.mech_id, failure.outcome)
         return retries
 
-    def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]],
-                charge: bool, partial: bool = False) -> tuple[list[Outcome], Failure | None]:
+    def _stream(self, request: dict[str, Any], calls: list[tuple[str, str]], charge: bool, partial: bool = False,
+                then: Then | None = None) -> tuple[list[Outcome], Failure | None]:
         """Send one request and read one exit line per expected call, then ``done``.
 
         ``partial``: the worker may end the request (``done``) before the last expected call (a ``step``).
+        ``then``: called once with the outcomes when all of ``calls`` are in; the calls it returns are expected
+        next (a step's speculated reviews, which depend on what came back).
         On a failure the worker is dead (killed if need be) and the failing call is blamed.
         """
+        calls = list(calls)
+        if then is not None and not calls:
+            calls, then = then([]), None
         self.round_trips += 1
         worker = self._worker
         if worker is None:
@@ -335,6 +341,8 @@ class SandboxSession(Steps):
             worker.last_live = mid
             outcomes.append(outcome)
             start = now
+            if then is not None and i == len(calls) - 1:
+                calls += then(outcomes)
         return outcomes, self._finish(worker, start, len(calls) - 1)
 
     def _no_ack(self, worker: WorkerProcess, ack: dict[str, Any] | ReadFailure | None) -> Failure:

@@ -467,3 +467,34 @@ def test_optuna_skips_an_invalid_trial(strategy: Strategy) -> None:
     p.tell(Trial(1, {"x": 1.0}, None, False, "tabu", error="invalid candidate"))
     assert [t.state.name for t in p.study.trials] == ["FAIL"]
     assert_valid(MIXED, p.propose(2, None, {}))
+
+
+@pytest.mark.parametrize("strategy", ALL)
+def test_a_speculative_proposer_answers_what_if_before_tell(strategy: Strategy) -> None:
+    """``Proposer.speculative``: ``what_if`` for the next trial, asked before ``tell`` of this one (as
+    ``inner.speculation`` asks it), is exactly what ``propose`` then returns, attempt by attempt."""
+    p = proposer(strategy, seed=5)
+    if not p.speculative:
+        assert strategy in OPTUNA  # an optuna proposer asks its sampler: nothing to predict before the ask
+        return
+    sim = busy_sim()
+    sim.guidance_at = lambda t: {"focus": ["x", "opt"][: 1 + t % 2], "step_scale": 0.5 + t % 3}
+    predicted: dict[Attempt, Config] = {}
+    tell = p.tell
+
+    def predicting_tell(trial: Trial) -> None:
+        t = trial.index + 1
+        for attempt in range(3):
+            config = p.what_if(t, sim.incumbent(), sim.guidance_at(t), attempt)
+            assert config is not None
+            predicted[(t, attempt)] = json.loads(json.dumps(config))
+        tell(trial)
+
+    p.tell = predicting_tell  # type: ignore[method-assign]
+    sim.run(p, 40)
+    made: dict[Attempt, Config] = {}  # by the proposer's own attempt (a mechanism's candidate is no attempt)
+    for t, attempt in sorted(sim.proposals):
+        made[(t, len([k for k in made if k[0] == t]))] = sim.proposals[(t, attempt)]
+    compared = [key for key in made if key in predicted]
+    assert len(compared) > 30 and any(a > 0 for _, a in compared)
+    assert all(predicted[key] == made[key] for key in compared)

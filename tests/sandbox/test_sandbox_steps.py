@@ -87,3 +87,64 @@ def test_a_call_with_other_inputs_than_the_one_made_ahead_restarts_the_worker() 
         assert out.ok and out.value is None
         assert s.inconsistencies == 1
         assert s.worker_pid != pid, "the worker whose state saw the call made ahead was replaced"
+
+
+COUNT_REVIEWS = textwrap.dedent('''
+    def propose(ctx, state):
+        if ctx["guidance"].get("step_scale") == 42.0:  # the test's probe
+            return {"x": state.get("reviews", 0) / 10}
+        return None
+
+    def review(ctx, state, candidate):
+        state["reviews"] = state.get("reviews", 0) + 1
+        return None
+''')
+
+
+def _spec(scale: float, reviewers: list[str] | None = None) -> list[Any]:
+    dry = [["r", "review", {}, {"x": 0.9}]]
+    return ["spec", 1, reviewers or ["r"], [[[["g", {"step_scale": 0.7}]], {"x": 0.1}, []],
+                                            [[["g", {"step_scale": scale}]], {"x": 0.3}, dry]]]
+
+
+def _reviews_made(s: SandboxSession) -> float:
+    return s.call("r", "propose", 1, {"step_scale": 42.0}, dry=True).value["x"] * 10
+
+
+def test_predicted_reviews_are_made_only_where_the_guidance_holds() -> None:
+    stack = [("g", GUIDE), ("r", COUNT_REVIEWS)]
+    with SandboxSession(stack, SPACE, seed=1, budget=5) as s:
+        s.start()
+        before = s.round_trips
+        s.observe(TRIAL, ahead=1, spec=_spec(0.5))  # the second alternative holds: g guides step_scale 0.5
+        assert (s.speculations, s.mispredictions, s.round_trips) == (1, 0, before + 1)
+        assert s.has_ahead("r", "review", 1, {"step_scale": 0.5}, {"x": 0.3}, dry=False)
+        assert s.has_ahead("r", "review", 1, {}, {"x": 0.9}, dry=True)  # its dry calls came along
+        assert not s.has_ahead("r", "review", 1, {"step_scale": 0.7}, {"x": 0.1}, dry=False)
+        assert s.guide_all(1)["g"].value == {"step_scale": 0.5}
+        assert s.call("r", "propose", 1, {"step_scale": 0.5}).value is None
+        assert s.call("r", "review", 1, {"step_scale": 0.5}, {"x": 0.3}).value is None
+        assert s.round_trips == before + 1 and s.inconsistencies == 0
+        assert _reviews_made(s) == 1
+
+
+def test_a_misprediction_makes_no_review() -> None:
+    stack = [("g", GUIDE), ("r", COUNT_REVIEWS)]
+    with SandboxSession(stack, SPACE, seed=1, budget=5) as s:
+        s.start()
+        s.observe(TRIAL, ahead=1, spec=_spec(0.25))  # no alternative holds
+        assert (s.speculations, s.mispredictions) == (1, 1)
+        assert not s.has_ahead("r", "review", 1, {"step_scale": 0.25}, {"x": 0.3}, dry=False)
+        assert not s.has_ahead("r", "review", 1, {}, {"x": 0.9}, dry=True)
+        s.guide_all(1)
+        s.call("r", "propose", 1, {"step_scale": 0.5})
+        assert _reviews_made(s) == 0 and s.inconsistencies == 0
+
+
+def test_a_prediction_for_other_reviewers_is_not_sent() -> None:
+    stack = [("g", GUIDE), ("r", COUNT_REVIEWS)]
+    with SandboxSession(stack, SPACE, seed=1, budget=5) as s:
+        s.start()
+        s.observe(TRIAL, ahead=1, spec=_spec(0.5, reviewers=["g"]))
+        assert (s.speculations, s.mispredictions) == (0, 0)
+        assert not s.has_ahead("r", "review", 1, {"step_scale": 0.5}, {"x": 0.3}, dry=False)
