@@ -39,6 +39,9 @@ def test_every_subpackage_is_listed() -> None:
         for init in (ROOT / room).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT)
             found.add(".".join(["bilevel", *rel.parts]))
+    data = set(_pyproject()["tool"]["setuptools"]["package-data"])  # data folders (no __init__.py) are listed too
+    found |= data
+    assert data <= listed
     assert found == listed, f"pyproject [tool.setuptools] packages: missing {sorted(found - listed)}, extra {sorted(listed - found)}"
 
 
