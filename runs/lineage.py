@@ -128,6 +128,14 @@ def stack_diff(store: Store, run_id: str, key_prefix: str) -> str:
     """
     history = load_history(store, run_id)
     stack, cand = history.candidate_stack(store, key_prefix)
+    back = [c for c in history.candidates if c["stack_key"] == history.baseline.key and c["parent"]]
+    if cand["operation"] == "baseline" and back:  # candidates that went back to the baseline's stack share its id
+        return "".join(_diff(store, run_id, history, stack, c) for c in back)
+    return _diff(store, run_id, history, stack, cand)
+
+
+def _diff(store: Store, run_id: str, history: RunHistory, stack: Stack, cand: dict[str, Any]) -> str:
+    """One candidate's diff against its parent (see ``stack_diff``)."""
     parent_key = cand["parent"]
     parent: Stack = history.baseline
     if parent_key and parent_key != history.baseline.key:

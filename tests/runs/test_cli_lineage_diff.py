@@ -33,3 +33,19 @@ def test_the_diff_of_a_mutation_is_only_the_changed_lines(tmp_path: Path) -> Non
     changed = [line for line in diff.splitlines() if line and line[0] in "+-" and line[:3] not in ("+++", "---")]
     assert changed == ["-TABU_SIZE = 20", "+TABU_SIZE = 31"], diff
     assert "--- a/tabu" in diff and "+++ b/tabu'abc" in diff and "/dev/null" not in diff
+
+
+def test_the_diff_of_a_drop_back_to_the_baseline_shows_the_drop_not_the_baseline(tmp_path: Path) -> None:
+    spec = load_spec(SPEC)
+    store = Store.in_dir(tmp_path)
+    run_id = create_run(store, spec, preflight=False)
+    rec = store.recorder(run_id)
+    search = inner_settings(spec).search
+    tabu = Mechanism("tabu", load_source("tabu"))
+    rec.record_mechanism(tabu, "builtin", -1, ())
+    baseline, first = Stack((), search), Stack((tabu,), search)
+    rec.record_candidate(0, 0, Candidate(first, "add tabu", "offline", (tabu,)), baseline.key)
+    rec.record_candidate(1, 0, Candidate(baseline, "drop tabu", "offline"), first.key)
+    diff = stack_diff(store, run_id, baseline.key[:8])  # the drop's id is the baseline's
+    assert f"parent [{first.key[:8]}]" in diff and "operation: drop tabu (author offline, generation 1)" in diff
+    assert "--- a/tabu" in diff and "+++ /dev/null" in diff and "(no source or config difference)" not in diff
