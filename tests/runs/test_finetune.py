@@ -133,10 +133,10 @@ def test_export_finetune_data_has_no_test_data_and_mlx_lm_reads_it(two_runs: tup
 
 
 def _tiny_model(path: Path) -> Path:
-    """tests/outer/test_llm_mlx.py's tiny llama, with a chat template (mlx-lm's chat dataset applies it)."""
-    from test_llm_mlx import _tiny_model as build
+    """The shared tiny llama (tests/tiny_mlx_model.py), with a chat template (mlx-lm's chat dataset applies it)."""
+    from tiny_mlx_model import tiny_model
 
-    build(path)
+    tiny_model(path)
     cfg = json.loads((path / "tokenizer_config.json").read_text())
     cfg["chat_template"] = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                             "{% if add_generation_prompt %}assistant: {% endif %}")
