@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bilevel.runs.commands import DEFAULT_STORE
-from bilevel.runs.driver import check_new_run, execute, library_mechanisms, record_run, with_paths
+from bilevel.runs.driver import execute, new_run, with_paths
 from bilevel.runs.progress import Progress
 from bilevel.runs.spec import RunSpec, SpecError, load_spec
 from bilevel.runs.store import Store, StoreError, UnknownRun
@@ -41,14 +41,8 @@ def run(spec: dict[str, Any] | str | Path, *, store: str | Path | None = None, q
     ``runs.estimate.CostRefused`` when a priced model's estimate is over $5 with no dollar cap
     (``yes=True`` goes ahead, as ``--yes`` does).
     """
-    from bilevel.runs.finetune import pin_adapter  # the tuned author's adapter and its hash, as the CLI does
-
-    checked = pin_adapter(_spec(spec))
-    library = library_mechanisms(checked)
-    setup = check_new_run(checked, yes=yes)  # before the store exists: a refused run leaves nothing behind
-    db = Store.in_dir(Path(store) if store is not None else DEFAULT_STORE)
+    db, run_id = new_run(Path(store) if store is not None else DEFAULT_STORE, _spec(spec), yes=yes)
     try:
-        run_id = record_run(db, checked, setup, library)
         if quiet:
             summary = execute(db, run_id)
         else:

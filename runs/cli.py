@@ -16,14 +16,7 @@ from bilevel.judge.errors import JudgeError
 from bilevel.outer.errors import OuterError
 from bilevel.runs import stop
 from bilevel.runs.commands import MODULES, add_store_argument, open_existing, store_hint
-from bilevel.runs.driver import (
-    check_new_run,
-    effective_spec,
-    execute,
-    library_mechanisms,
-    record_run,
-    with_paths,
-)
+from bilevel.runs.driver import effective_spec, execute, new_run, with_paths
 from bilevel.runs.failures import failed_trials_line, failure_counts
 from bilevel.runs.llm_setup import ledger_lines
 from bilevel.runs.progress import Progress
@@ -163,13 +156,7 @@ def _print_summary(lines: Sequence[str]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     spec = with_paths(load_spec(args.spec, _run_overrides(args)), args.spec, args.library)
-    from bilevel.runs.finetune import pin_adapter  # the tuned author's adapter and its hash (issue 16)
-
-    spec = pin_adapter(spec)
-    library = library_mechanisms(spec)
-    setup = check_new_run(spec, yes=args.yes)  # before the store exists: a failed check leaves nothing behind
-    store = Store.in_dir(args.store)
-    run_id = record_run(store, spec, setup, library)
+    store, run_id = new_run(args.store, spec, yes=args.yes)  # checks first: a refused run leaves no store
     print(f"run: {run_id}", flush=True)
     return _execute(store, run_id)
 

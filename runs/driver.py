@@ -147,6 +147,20 @@ def create_run(store: Store, spec: RunSpec, preflight: bool = True,
     return record_run(store, spec, check_new_run(spec, preflight, yes), library)
 
 
+def new_run(store_dir: Path, spec: RunSpec, yes: bool = False) -> tuple[Store, str]:
+    """A new run as ``bilevel run`` and ``bilevel.run`` start one: the tuned author's adapter pinned
+    (``runs.finetune.pin_adapter``), the user's library read, every check of ``check_new_run`` passed,
+    and only then the store in ``store_dir`` opened (so a refused run leaves nothing behind) and the run
+    recorded. Returns the open store and the run's id."""
+    from bilevel.runs.finetune import pin_adapter
+
+    spec = pin_adapter(spec)
+    library = library_mechanisms(spec)
+    setup = check_new_run(spec, yes=yes)
+    store = Store.in_dir(store_dir)
+    return store, record_run(store, spec, setup, library)
+
+
 def effective_spec(store: Store, run_id: str) -> RunSpec:
     """The run's spec with the budget changes recorded by later resumes applied in order."""
     data = store.run(run_id).spec
