@@ -2,7 +2,7 @@
 
 Two sources can differ in text and still search identically (a mutated
 constant on a branch never taken, a guard that never holds). The offline
-author calls :func:`behaviour` on each candidate stack it makes: the stack
+author calls :func:`probe` on each candidate stack it makes: the stack
 runs, through the sandbox exactly as in a real inner run, on two small fixed
 probe problems (a multimodal bowl over four floats, and a mixed space with a
 log-scale float, an int, a categorical and a data-mix simplex) with fixed
@@ -93,8 +93,3 @@ def probe(stack: Stack) -> ProbeResult | None:
     inert = tuple(m.id for m in stack.mechanisms if m.id not in active)
     return ProbeResult(hashlib.sha256(text.encode()).hexdigest()[:16], inert)
 
-
-def behaviour(stack: Stack) -> str | None:
-    """The fingerprint of ``stack``'s proposals on the probe problems, or None if a hook faulted there."""
-    result = probe(stack)
-    return None if result is None else result.fingerprint

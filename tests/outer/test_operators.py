@@ -19,7 +19,7 @@ from bilevel.judge.stack import Mechanism, Stack
 from bilevel.mechanisms.library import BUILTIN_NAMES, load_source
 from bilevel.outer.authors.base import AuthorContext, Candidate
 from bilevel.outer.authors.offline import OfflineAuthor
-from bilevel.outer.probe import behaviour, probe
+from bilevel.outer.probe import probe
 from bilevel.outer.traces import analyse
 from bilevel.sandbox import compile_mechanism
 
@@ -37,7 +37,8 @@ def _ctx(incumbent: Stack = INCUMBENT, library: tuple[Mechanism, ...] = LIBRARY,
 
 @functools.cache
 def _behaviour(stack: Stack) -> str | None:
-    return behaviour(stack)
+    result = probe(stack)
+    return None if result is None else result.fingerprint
 
 
 def _made_by(operator: str, seed: int) -> Candidate:
