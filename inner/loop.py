@@ -248,7 +248,8 @@ class InnerLoop:
     def _iterate(self, t: int) -> Trial:
         it = Iteration(index=t, incumbent=self.incumbent)
         candidate, source = self._select(it)
-        self._speculation.seen(it.path.parts)
+        if self.settings.speculate:  # the prediction's history; nothing to keep when it is off
+            self._speculation.seen(it.path.parts)
         changed = self._changed_by(it, candidate)
         score, error = self._evaluate(candidate)
         kept = beats_incumbent(score, self.incumbent)
