@@ -35,6 +35,7 @@ import numpy as np
 from _common import header, progress, timed
 from meta_study import (
     by_function,
+    function_means,
     function_rows,
     method_table,
     run_rows,
@@ -298,13 +299,13 @@ def plot(scores: dict[str, np.ndarray], entries: list[PanelEntry], path: Path, k
 def _per_function(ax: Any, scores: dict[str, np.ndarray], entries: list[PanelEntry]) -> None:
     """One row per sealed function: each other method's mean "other - kept" over that function's pairs."""
     names = list(scores)
-    groups = sorted({e.group for e in entries}, key=lambda g: int(g.lstrip("f")) if g.lstrip("f").isdigit() else 0)
     seen: list[float] = [0.0]
+    groups: list[str] = []
     for j, name in enumerate(names[1:]):
-        diff = scores[name] - scores[names[0]]
-        means = [float(diff[[e.group == g for e in entries]].mean()) for g in groups]
-        seen += means
-        ax.scatter(means, range(len(groups)), marker="os^D"[j % 4], color=f"C{j}", s=22, label=name)
+        means = function_means(scores[name] - scores[names[0]], entries)
+        groups = list(means)
+        seen += means.values()
+        ax.scatter(list(means.values()), range(len(groups)), marker="os^D"[j % 4], color=f"C{j}", s=22, label=name)
     ax.axvline(0.0, color="grey", lw=1)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(min(-1.5, 1.3 * min(seen)), max(1.5, 1.3 * max(seen)))

@@ -31,8 +31,7 @@ def by_function(values: np.ndarray, entries: list[PanelEntry]) -> Interval:
 def function_sign_p(diffs: np.ndarray, entries: list[PanelEntry]) -> tuple[float, int, int]:
     """Exact sign test over the per-function mean differences: (p, functions > 0, functions used); functions
     whose mean difference is within ``TIE_TOL`` of 0 are ties, dropped (``len(functions) - used`` of them)."""
-    groups = sorted({e.group for e in entries})
-    means = np.array([diffs[[e.group == g for e in entries]].mean() for g in groups])
+    means = np.array(list(function_means(diffs, entries).values()))
     test = sign_test(means, TIE_TOL)
     return test.p, int(np.sum(means > TIE_TOL)), test.n_used
 
@@ -178,23 +177,29 @@ def run_rows(per_seed: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+def function_means(diffs: np.ndarray, entries: list[PanelEntry]) -> dict[str, float]:
+    """The mean of ``diffs`` over each sealed function's pairs, functions in BBOB order (f4 before f12)."""
+    groups = sorted({e.group for e in entries}, key=lambda g: int(g.lstrip("f")) if g.lstrip("f").isdigit() else 0)
+    return {g: float(diffs[[e.group == g for e in entries]].mean()) for g in groups}
+
+
 def function_rows(scores: dict[str, np.ndarray], entries: list[PanelEntry]) -> list[str]:
     """Where the kept stack's difference comes from: per sealed function, each method's mean "other - kept" over
     that function's pairs; then each mean again without the function whose difference to the baseline inner
     loop is largest in size (a mean carried by one function is not a broad gain)."""
-    groups = sorted({e.group for e in entries}, key=lambda g: int(g.lstrip("f")) if g.lstrip("f").isdigit() else 0)
     ref = scores[KEPT]
     others = [n for n in scores if n != KEPT]
+    means = {n: function_means(scores[n] - ref, entries) for n in others}
+    groups = list(means[others[0]]) if others else []
     rows = ["\nper sealed function (outer seed of the table above; other - kept, mean over the function's pairs, "
             "> 0: kept better):", "| function | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
-    mask = {g: np.array([e.group == g for e in entries]) for g in groups}
     for g in groups:
-        rows.append(f"| {g} | " + " | ".join(f"{(scores[n] - ref)[mask[g]].mean():+.3f}" for n in others) + " |")
+        rows.append(f"| {g} | " + " | ".join(f"{means[n][g]:+.3f}" for n in others) + " |")
     base = scores[BASELINE] - ref if BASELINE in scores else None
     if base is None or not np.any(np.abs(base) > TIE_TOL):
         return rows
-    top = max(groups, key=lambda g: abs(float(base[mask[g]].mean())))
-    keep = ~mask[top]
+    top = max(groups, key=lambda g: abs(means[BASELINE][g]))
+    keep = np.array([e.group != top for e in entries])
     rest = [e for e, k in zip(entries, keep, strict=True) if k]
     cells = [f"{n} {_fmt(by_function((scores[n] - ref)[keep], rest))}" for n in others]
     rows.append(f"without {top} (the function with the largest difference to the baseline inner loop), "
