@@ -17,7 +17,7 @@ otherwise pick, on a sealed test split that no verdict saw.
    interval (positive: the kept stack is better), the share of pairs the
    kept stack wins, the anytime area and the share of targets solved.
 
-    .venv/bin/python bench/meta_result.py [--seeds-per-instance 2] [--workers 2] [--out table.md]
+    .venv/bin/python bench/meta_result.py [--outer-seeds 5] [--instances-per-problem 6] [--workers 2] [--out table.md]
 """
 
 from __future__ import annotations
@@ -145,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
                          "on BBOB functions the search panel never showed)")
     ap.add_argument("--generations", type=int, help="override the run's generations")
     ap.add_argument("--budget", type=int, help="override the inner budget (trials per inner run)")
-    ap.add_argument("--seeds-per-instance", type=int, default=2)
-    ap.add_argument("--instances-per-problem", type=int, default=1)
+    ap.add_argument("--seeds-per-instance", type=int, default=1,
+                    help="seeds per sealed (function, dimension, instance); default 1")
+    ap.add_argument("--instances-per-problem", type=int, default=6,
+                    help="instance ids per sealed (function, dimension), from the first id the run never used; "
+                         "default 6: 12 pairs per function, so each function's mean (the unit the intervals "
+                         "resample) is not one instance's luck")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--executor", default="process", choices=("inprocess", "process", "ray"))
     ap.add_argument("--out", type=Path, help="also write the tables (markdown) here")

@@ -70,7 +70,7 @@ def test_meta_result_scores_every_method_on_an_unseen_split(bench: Any, capsys: 
                                                             tmp_path: Path) -> None:
     mod = bench("meta_result")
     out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2",
-                     "--seeds-per-instance", "1", "--workers", "1", "--out", str(tmp_path / "t.md"),
+                     "--seeds-per-instance", "1", "--instances-per-problem", "1", "--workers", "1", "--out", str(tmp_path / "t.md"),
                      "--coco", str(tmp_path / "coco")], capsys)
     table = (tmp_path / "t.md").read_text().splitlines()
     table = table[:table.index("")]  # the method table; the run's own figures follow
@@ -96,7 +96,7 @@ def test_meta_result_outer_seeds_scores_each_kept_stack_and_pools_by_seed(
 
     mod = bench("meta_result")
     out = _run(mod, ["--spec", str(TINY), "--generations", "1", "--max-functions", "2", "--outer-seeds", "2",
-                     "--seeds-per-instance", "1", "--workers", "1", "--split", "group",
+                     "--seeds-per-instance", "1", "--instances-per-problem", "1", "--workers", "1", "--split", "group",
                      "--json", str(tmp_path / "m.json")], capsys)
     data = json.loads((tmp_path / "m.json").read_text())
     methods = ["kept stack", "baseline inner loop", "random search", "optuna TPE", "optuna CMA-ES"]
