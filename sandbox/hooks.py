@@ -33,6 +33,7 @@ from bilevel.mechanisms.contract import HOOK_NAMES, ContractError, check_guidanc
 from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
 from bilevel.sandbox.outcome import Outcome, Status
+from bilevel.sandbox.plaincopy import canonical_json, copy_plan, fresh, state_snapshot
 from bilevel.sandbox.results import MESSAGE_CAP, cap, describe_exception, judge
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
@@ -78,8 +79,10 @@ class Worker:
         self.seed = 0
         self.budget = 0
         self.history: list[dict[str, Any]] = []
+        self.copies: list[tuple[str, ...] | bytes] = []  # how to copy each history entry (:func:`copy_plan`)
         self.incumbent: dict[str, Any] | None = None
-        self.ctx_blob = b""
+        self.incumbent_at: int | None = None  # its position in the history
+        self.space_blob = b""
         self.ctx_stale = True
         self.calls = 0
         self.step_parts: list[list[Any]] = []  # [mech_id, checked guidance] of this step's guides, in order
@@ -266,7 +269,7 @@ class Worker:
         args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}), m.state]
         if hook == "review":
             args.append(fresh(candidate))
-        snapshot = state_snapshot(m) if dry else None
+        snapshot = state_snapshot(m.state) if dry else None
         out = self.invoke(m, hook, t, args, check=True)
         if snapshot is not None:
             m.state.clear()
@@ -407,7 +410,9 @@ class Worker:
             linecache.cache.pop(f"<mechanism {mech_id}>", None)
         self.mechs.clear()
         self.history = []
+        self.copies = []
         self.incumbent = None
+        self.incumbent_at = None
         with mechanism_mode():
             self.collect()
         policy.take_violations()
@@ -417,20 +422,37 @@ class Worker:
     def record(self, trial: dict[str, Any]) -> None:
         """Append a finished trial to the history; it becomes the incumbent if kept."""
         self.history.append(trial)
+        self.copies.append(copy_plan(trial))
         if trial.get("kept"):
             self.incumbent = trial
-        self.ctx_stale = True
+            self.incumbent_at = len(self.history) - 1
 
     def ctx(self, t: int, guidance: dict[str, Any]) -> dict[str, Any]:
-        """A fresh ctx (per the contract) for one call; mechanisms may mutate it freely."""
+        """A fresh ctx (per the contract) for one call; mechanisms may mutate it freely.
+
+        The same value as ``marshal.loads(marshal.dumps({"space": ..., "history": ..., "incumbent": ...,
+        "budget": ...}))`` (the incumbent is the history entry it is, as marshal keeps shared objects
+        shared), made in a fraction of the time: each history entry is copied by its plan
+        (:func:`copy_plan`), so only its containers are new objects (its numbers and strings are immutable)."""
         if self.ctx_stale:
-            self.ctx_blob = marshal.dumps({"space": self.space, "history": self.history,
-                                           "incumbent": self.incumbent, "budget": self.budget})
+            self.space_blob = marshal.dumps(self.space)
             self.ctx_stale = False
-        ctx: dict[str, Any] = marshal.loads(self.ctx_blob)
-        ctx["trial_index"] = t
-        ctx["guidance"] = fresh(guidance)
-        return ctx
+        history: list[Any] = []
+        add = history.append
+        for entry, plan in zip(self.history, self.copies, strict=True):
+            if type(plan) is bytes:
+                add(marshal.loads(plan))
+                continue
+            entry = entry.copy()
+            for key in plan:
+                entry[key] = entry[key].copy()
+            add(entry)
+        incumbent = None
+        if self.incumbent is not None:
+            at = self.incumbent_at
+            incumbent = history[at] if at is not None and self.history[at] is self.incumbent else fresh(self.incumbent)
+        return {"space": marshal.loads(self.space_blob), "history": history, "incumbent": incumbent,
+                "budget": self.budget, "trial_index": t, "guidance": fresh(guidance)}
 
 
 def _frames(error: Any) -> list[Any]:
@@ -442,23 +464,3 @@ def _frames(error: Any) -> list[Any]:
             out.append(tb.tb_frame)
             tb = tb.tb_next
     return out
-
-
-def state_snapshot(m: Mechanism) -> bytes | None:
-    """The mechanism's ``state`` as marshal data, or None where it holds something marshal cannot copy."""
-    try:
-        return marshal.dumps(m.state)
-    except (ValueError, TypeError, RecursionError):
-        return None
-
-
-def canonical_json(value: Any) -> str:
-    """Plain data as canonical JSON (sorted keys), the host's key for guidance (``sandbox.steps.canonical``)."""
-    return json.dumps(value, sort_keys=True, allow_nan=True)
-
-
-def fresh(value: Any) -> Any:
-    """A deep copy of plain data."""
-    return marshal.loads(marshal.dumps(value))
-
-

@@ -1,0 +1,52 @@
+"""Plain data in the worker: the copies each hook call gets (``sandbox.hooks``).
+
+Mechanisms receive fresh copies of everything (ctx, candidate, trial) and may mutate them freely; a dry
+call's ``state`` is snapshotted and put back. These helpers make those copies.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+from typing import Any
+
+
+def state_snapshot(state: dict[str, Any]) -> bytes | None:
+    """A mechanism's ``state`` as marshal data, or None where it holds something marshal cannot copy."""
+    try:
+        return marshal.dumps(state)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def canonical_json(value: Any) -> str:
+    """Plain data as canonical JSON (sorted keys), the host's key for guidance (``sandbox.steps.canonical``)."""
+    return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def copy_plan(entry: dict[str, Any]) -> tuple[str, ...] | bytes:
+    """How :meth:`Worker.ctx` copies one history entry: the keys whose values are flat containers (dicts or
+    lists of numbers, strings, booleans and None; each is copied with ``.copy()`` after the entry itself),
+    or, where the entry holds anything deeper (or is not plain data of those types), its marshal data."""
+    keys: list[str] = []
+    if type(entry) is dict:
+        for key, value in entry.items():
+            kind = type(value)
+            if kind in _SCALARS:
+                continue
+            items = value.values() if kind is dict else value if kind is list else None
+            if items is None or not all(type(x) in _SCALARS for x in items):
+                return marshal.dumps(entry)
+            keys.append(key)
+        return tuple(keys)
+    return marshal.dumps(entry)
+
+
+def fresh(value: Any) -> Any:
+    """A deep copy of plain data."""
+    return marshal.loads(marshal.dumps(value))
+
+
