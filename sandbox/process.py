@@ -184,13 +184,15 @@ class ForkServer:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def fork(self, limits: Limits) -> WorkerProcess:
-        """A fresh, hardened worker for one inner run."""
+    def fork(self, limits: Limits, sources: list[tuple[str, str]] | None = None) -> WorkerProcess:
+        """A fresh, hardened worker for one inner run; ``sources``: the (source, file name) of each mechanism
+        it will load, which the server compiles once and its workers inherit (``sandbox.worker``)."""
         key = os.urandom(KEY_BYTES)
         tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
         os.chmod(tmpdir, 0o711)
-        reply, fds = self.request({"op": "fork", "limits": limits.to_json(), "key": key.hex(), "cwd": tmpdir},
-                                  time.monotonic() + STARTUP_TIMEOUT_S)
+        request = {"op": "fork", "limits": limits.to_json(), "key": key.hex(), "cwd": tmpdir,
+                   **({"compile": sources} if sources else {})}
+        reply, fds = self.request(request, time.monotonic() + STARTUP_TIMEOUT_S)
         pid = reply.get("forked") if reply else None
         if not isinstance(pid, int) or len(fds) != 2:
             self._close_fds(fds)
