@@ -459,7 +459,7 @@ class Worker:
         history: list[Any] = []
         add = history.append
         for entry, plan in zip(self.history, self.copies, strict=True):
-            if type(plan) is bytes:
+            if isinstance(plan, bytes):
                 add(marshal.loads(plan))
                 continue
             entry = entry.copy()
