@@ -334,8 +334,9 @@ def exit_outcome(event: dict[str, Any] | ReadFailure, mech_id: str, load: bool) 
         return None
     if not sound_value(outcome.value, 0):
         return None
-    outcome = dataclasses.replace(outcome, message=clean(outcome.message, MESSAGE_CAP),
-                                  traceback=clean(outcome.traceback, TRACEBACK_CAP))
+    message, traceback = clean(outcome.message, MESSAGE_CAP), clean(outcome.traceback, TRACEBACK_CAP)
+    if message != outcome.message or traceback != outcome.traceback:  # usually both empty: nothing to replace
+        outcome = dataclasses.replace(outcome, message=message, traceback=traceback)
     if load and outcome.ok:
         hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
         if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):
