@@ -38,7 +38,6 @@ The judge counts, per mechanism, the share of trials it changed
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from typing import Any
 from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, SimplexParam, Space
 from bilevel.mechanisms import spacekit
 from bilevel.mechanisms.contract import merge_guidance
+from bilevel.sandbox.plaincopy import canonical_json
 
 TOLERANCE = 1e-6
 """Largest difference on a unit-cube coordinate (or a simplex weight) that is not a change."""
@@ -59,13 +59,8 @@ SKIP: Answer = ("skip", None)
 NONE: Answer = ("none", None)
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=True)
-
-
-def canonical(value: Any) -> str:
-    """A key for plain data (guidance, configs): ``json.dumps(value, sort_keys=True, allow_nan=True)``,
-    without building an encoder per call."""
-    return _ENCODER.encode(value)
+canonical = canonical_json
+"""A key for plain data (guidance, candidates): ``json.dumps(value, sort_keys=True, allow_nan=True)``."""
 
 
 @dataclass

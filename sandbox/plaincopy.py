@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import marshal
+from json import encoder as _json_encoder
 from typing import Any
+
+_C_ENCODER = getattr(_json_encoder, "c_make_encoder", None)
+_DEFAULT = json.JSONEncoder(sort_keys=True, allow_nan=True)
 
 
 def state_snapshot(state: dict[str, Any]) -> bytes | None:
@@ -20,8 +24,18 @@ def state_snapshot(state: dict[str, Any]) -> bytes | None:
 
 
 def canonical_json(value: Any) -> str:
-    """Plain data as canonical JSON (sorted keys), the host's key for guidance (``sandbox.steps.canonical``)."""
-    return json.dumps(value, sort_keys=True, allow_nan=True)
+    """Plain data as canonical JSON: exactly ``json.dumps(value, sort_keys=True, allow_nan=True)``.
+
+    The key of guidance and candidates on both sides (``sandbox.steps``, ``inner.counterfactual``), made
+    straight by the C encoder that ``json.dumps`` ends in, without building a ``JSONEncoder`` and its
+    closures per call (a third of the time for a small config)."""
+    if _C_ENCODER is None:
+        return _DEFAULT.encode(value)
+    if isinstance(value, str):
+        return _json_encoder.encode_basestring_ascii(value)
+    encode = _C_ENCODER({}, _DEFAULT.default, _json_encoder.encode_basestring_ascii, None, ": ", ", ", True,
+                        False, True)
+    return "".join(encode(value, 0))
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
