@@ -13,7 +13,6 @@ one hangs. :class:`Worker` serves it; ``sandbox.worker`` starts it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import hashlib
 import json
@@ -34,7 +33,7 @@ from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
 from bilevel.sandbox.outcome import Outcome, Status
 from bilevel.sandbox.plaincopy import canonical_json, copy_plan, fresh, state_snapshot
-from bilevel.sandbox.results import MESSAGE_CAP, cap, describe_exception, judge
+from bilevel.sandbox.results import COMPACT, MESSAGE_CAP, cap, describe_exception, judge
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
 COLLECT_ROUNDS = 8
@@ -109,7 +108,7 @@ class Worker:
     # -- io ---------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:
         """Write one protocol line (authenticated when the worker has a key, see ``sandbox.channel``)."""
-        body = json.dumps(obj, allow_nan=True, separators=(",", ":")).encode()
+        body = COMPACT.encode(obj).encode()
         data = self._sign(body) if self._sign is not None else body + b"\n"
         view = memoryview(data)
         while view:
@@ -402,7 +401,7 @@ class Worker:
                            traceback=outcome.traceback, elapsed_s=elapsed, layer=late[0].layer)
         if problem and outcome.ok:
             return Outcome(Status.POLICY_VIOLATION, message=problem, elapsed_s=elapsed, layer="host")
-        return dataclasses.replace(outcome, elapsed_s=elapsed)
+        return Outcome(outcome.status, outcome.value, outcome.message, outcome.traceback, elapsed, outcome.layer)
 
     def collect(self) -> str:
         """Collect all garbage in mechanism mode until none is left (bounded); '' or what went wrong.

@@ -26,6 +26,10 @@ MAX_INT_BITS = 256
 #: Frames of these files (the worker's own call machinery) are cut from the head of a traceback.
 OWN_FILES = frozenset({os.path.join(os.path.dirname(__file__), "hooks.py")})
 
+#: ``json.dumps(value, allow_nan=True, separators=(",", ":"))`` without building an encoder per call.
+COMPACT = json.JSONEncoder(allow_nan=True, separators=(",", ":"))
+
+
 # --------------------------------------------------------------------------- plain values
 class NotPlain(Exception):
     """A returned value is not plain JSON data; the message says where and why."""
@@ -103,7 +107,7 @@ def _plain_list(v: list[Any] | tuple[Any, ...], depth: int, budget: list[int]) -
 def to_plain(value: Any, max_bytes: int) -> Any:
     """``value`` as plain JSON data (tuples become lists, numpy scalars Python numbers), or NotPlain."""
     plain = _plain(value, 0, [max_bytes // 2 + 16])
-    size = len(json.dumps(plain, allow_nan=True, separators=(",", ":")))
+    size = len(COMPACT.encode(plain))
     if size > max_bytes:
         raise NotPlain(f"returned value is {size} bytes of JSON; the limit is {max_bytes}")
     return plain
