@@ -90,8 +90,46 @@ def sound_value(value: Any, depth: int) -> bool:
     return value is None or isinstance(value, (bool, int, float))
 
 
+class _NotSimple(Exception):
+    """Raised by :func:`_simple_copy` where the JSON round trip must decide."""
+
+
+_SIMPLE_DEPTH = 6
+_SIMPLE_INT = 1 << 62
+
+
+def _simple_copy(value: Any, depth: int) -> Any:
+    """What ``json.loads(json.dumps(value))`` returns, for the values where that is plain to see: exact
+    str, float, bool and None (themselves), ints of less than 63 bits, and dicts with str keys and lists
+    and tuples (copied as dicts and lists) of those, a few levels deep. Anything else raises
+    :class:`_NotSimple` and goes the JSON way (other key types, subclasses, big ints, cycles, objects)."""
+    kind = type(value)
+    if kind is float or kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_SIMPLE_INT < value < _SIMPLE_INT:
+            return value
+        raise _NotSimple
+    if depth:
+        if kind is dict:
+            out = {}
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotSimple
+                out[key] = _simple_copy(item, depth - 1)
+            return out
+        if kind is list or kind is tuple:
+            return [_simple_copy(item, depth - 1) for item in value]
+    raise _NotSimple
+
+
 def plain_json(value: Any, what: str) -> Any:
-    """A plain-data copy of ``value`` (host-side input check)."""
+    """A plain-data copy of ``value`` (host-side input check): ``json.loads(json.dumps(value))``, made
+    directly for the plain values the inner loop sends (:func:`_simple_copy`), else by the round trip."""
+    try:
+        return _simple_copy(value, _SIMPLE_DEPTH)
+    except _NotSimple:
+        pass
     try:
         return json.loads(json.dumps(value, allow_nan=True))
     except (TypeError, ValueError) as exc:
