@@ -41,10 +41,11 @@ def canonical_json(value: Any) -> str:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def copy_plan(entry: dict[str, Any]) -> tuple[str, ...] | bytes:
-    """How :meth:`Worker.ctx` copies one history entry: the keys whose values are flat containers (dicts or
-    lists of numbers, strings, booleans and None; each is copied with ``.copy()`` after the entry itself),
-    or, where the entry holds anything deeper (or is not plain data of those types), its marshal data."""
+def copy_plan(entry: Any) -> tuple[str, ...] | bytes:
+    """How to copy plain data ``entry`` (:func:`fresh`, :meth:`Worker.ctx`): for a dict, the keys whose values
+    are flat containers (dicts or lists of numbers, strings, booleans and None, each a distinct object;
+    each is copied with ``.copy()`` after the dict itself); for anything else (deeper data, shared
+    containers, other types), its marshal data, which :func:`fresh` loads instead."""
     keys: list[str] = []
     if type(entry) is dict:
         for key, value in entry.items():
@@ -55,12 +56,24 @@ def copy_plan(entry: dict[str, Any]) -> tuple[str, ...] | bytes:
             if items is None or not all(type(x) in _SCALARS for x in items):
                 return marshal.dumps(entry)
             keys.append(key)
+        if len(keys) > 1 and len({id(entry[k]) for k in keys}) < len(keys):
+            return marshal.dumps(entry)  # one container under two keys: marshal keeps it shared
         return tuple(keys)
     return marshal.dumps(entry)
 
 
 def fresh(value: Any) -> Any:
-    """A deep copy of plain data."""
-    return marshal.loads(marshal.dumps(value))
-
-
+    """A deep copy of plain data: the value of ``marshal.loads(marshal.dumps(value))``, made with ``.copy()``
+    where the data is a scalar, a flat list, or a dict of scalars and flat containers (:func:`copy_plan`)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list and all(type(x) in _SCALARS for x in value):
+        return value.copy()
+    plan = copy_plan(value)
+    if isinstance(plan, bytes):
+        return marshal.loads(plan)
+    out = value.copy()
+    for key in plan:
+        out[key] = out[key].copy()
+    return out
