@@ -13,6 +13,8 @@ from typing import Any
 
 _C_ENCODER = getattr(_json_encoder, "c_make_encoder", None)
 _DEFAULT = json.JSONEncoder(sort_keys=True, allow_nan=True)
+_FAST = None if _C_ENCODER is None else _C_ENCODER(None, _DEFAULT.default, _json_encoder.encode_basestring_ascii,
+                                                   None, ": ", ", ", True, False, True)
 
 
 def state_snapshot(state: dict[str, Any]) -> bytes | None:
@@ -27,15 +29,17 @@ def canonical_json(value: Any) -> str:
     """Plain data as canonical JSON: exactly ``json.dumps(value, sort_keys=True, allow_nan=True)``.
 
     The key of guidance and candidates on both sides (``sandbox.steps``, ``inner.counterfactual``), made
-    straight by the C encoder that ``json.dumps`` ends in, without building a ``JSONEncoder`` and its
-    closures per call (a third of the time for a small config)."""
-    if _C_ENCODER is None:
+    straight by the C encoder that ``json.dumps`` ends in, one built once without the circular-reference
+    check: a cyclic value recurses until ``RecursionError`` and is then encoded again with the check, so it
+    raises what ``json.dumps`` raises."""
+    if value is None:
+        return "null"
+    if _FAST is None or isinstance(value, str):
         return _DEFAULT.encode(value)
-    if isinstance(value, str):
-        return _json_encoder.encode_basestring_ascii(value)
-    encode = _C_ENCODER({}, _DEFAULT.default, _json_encoder.encode_basestring_ascii, None, ": ", ", ", True,
-                        False, True)
-    return "".join(encode(value, 0))
+    try:
+        return "".join(_FAST(value, 0))
+    except RecursionError:
+        return _DEFAULT.encode(value)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
