@@ -31,9 +31,17 @@ from bilevel.mechanisms import spacekit
 from bilevel.mechanisms.contract import HOOK_NAMES, ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
+from bilevel.sandbox.hookcode import accepts, compile_once, ctx_keys
 from bilevel.sandbox.outcome import Outcome, Status
-from bilevel.sandbox.plaincopy import canonical_json, copy_plan, fresh, state_snapshot
-from bilevel.sandbox.results import COMPACT, MESSAGE_CAP, cap, describe_exception, judge
+from bilevel.sandbox.plaincopy import (
+    canonical_json,
+    compact_json,
+    copy_entries,
+    copy_plan,
+    fresh,
+    state_snapshot,
+)
+from bilevel.sandbox.results import MESSAGE_CAP, cap, describe_exception, judge
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
 COLLECT_ROUNDS = 8
@@ -43,34 +51,6 @@ def seed_for(seed: int, position: int, hook: str, trial_index: int) -> int:
     """The seed of a mechanism's ``random`` before one call (contract: run seed, position, hook, t)."""
     digest = hashlib.sha256(f"{seed}:{position}:{hook}:{trial_index}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
-
-
-_COMPILED: dict[tuple[str, str], tuple[CodeType | None, Outcome]] = {}
-MAX_COMPILED = 64
-
-
-def compile_once(source: str, filename: str) -> tuple[CodeType | None, Outcome]:
-    """``policy.compile_source``, memoised in this process: the fork server compiles each mechanism of a
-    fork request before it forks (``sandbox.worker.ForkServer.fork``), so the workers of later inner runs
-    with the same stack find the code here instead of compiling it again (about 5 ms per mechanism).
-    A code object is immutable, and each load executes it in fresh globals."""
-    key = (source, filename)
-    found = _COMPILED.get(key)
-    if found is None:
-        found = policy.compile_source(source, filename)
-        if len(_COMPILED) >= MAX_COMPILED:
-            _COMPILED.clear()
-        _COMPILED[key] = found
-    return found
-
-
-def accepts(fn: FunctionType, n: int) -> bool:
-    """Whether ``fn`` can be called with ``n`` positional arguments."""
-    code = fn.__code__
-    required = code.co_argcount - len(fn.__defaults__ or ())
-    kw_required = code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
-    varargs = bool(code.co_flags & 0x04)
-    return kw_required == 0 and required <= n and (n <= code.co_argcount or varargs)
 
 
 # --------------------------------------------------------------------------- the worker
@@ -83,6 +63,7 @@ class Mechanism:
     rng: random.Random
     hooks: dict[str, FunctionType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    ctx_keys: dict[str, frozenset[str] | None] = field(default_factory=dict)  # per hook (sandbox.hookcode)
 
 
 class Worker:
@@ -108,7 +89,7 @@ class Worker:
     # -- io ---------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:
         """Write one protocol line (authenticated when the worker has a key, see ``sandbox.channel``)."""
-        body = COMPACT.encode(obj).encode()
+        body = compact_json(obj).encode()
         data = self._sign(body) if self._sign is not None else body + b"\n"
         view = memoryview(data)
         while view:
@@ -284,7 +265,7 @@ class Worker:
             out = Outcome(Status.CRASH, message=f"{mech_id} has no {hook} loaded", layer="host")
             self.send_exit(mech_id, out)
             return out
-        args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}), m.state]
+        args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}, m.ctx_keys.get(hook)), m.state]
         if hook == "review":
             args.append(fresh(candidate))
         snapshot = state_snapshot(m.state) if dry else None
@@ -337,6 +318,7 @@ class Worker:
                     return Outcome(Status.CONTRACT_VIOLATION, elapsed_s=elapsed, layer="host",
                                    message=f"{name} must accept {HOOK_ARITY[name]} positional arguments")
                 m.hooks[name] = fn
+                m.ctx_keys[name] = ctx_keys(fn.__code__)
         if not m.hooks:
             return Outcome(Status.CONTRACT_VIOLATION, elapsed_s=elapsed, layer="host",
                            message=f"defines none of the hooks {', '.join(HOOK_NAMES)}")
@@ -348,7 +330,8 @@ class Worker:
         if m is None or "observe" not in m.hooks:
             return Outcome(Status.CRASH, message=f"{mech_id} has no observe loaded", layer="host")
         t = int(trial.get("index", len(self.history) - 1))
-        return self.invoke(m, "observe", t, [self.ctx(t, {}), m.state, fresh(trial)], check=False)
+        return self.invoke(m, "observe", t, [self.ctx(t, {}, m.ctx_keys.get("observe")), m.state, fresh(trial)],
+                           check=False)
 
     def invoke(self, m: Mechanism, hook: str, t: int, args: list[Any], check: bool) -> Outcome:
         """Re-seed the mechanism's random, call one hook, judge the result.
@@ -445,26 +428,32 @@ class Worker:
             self.incumbent = trial
             self.incumbent_at = len(self.history) - 1
 
-    def ctx(self, t: int, guidance: dict[str, Any]) -> dict[str, Any]:
+    def ctx(self, t: int, guidance: dict[str, Any], keys: frozenset[str] | None = None) -> dict[str, Any]:
         """A fresh ctx (per the contract) for one call; mechanisms may mutate it freely.
 
         The same value as ``marshal.loads(marshal.dumps({"space": ..., "history": ..., "incumbent": ...,
         "budget": ...}))`` (the incumbent is the history entry it is, as marshal keeps shared objects
         shared), made in a fraction of the time: each history entry is copied by its plan
-        (:func:`copy_plan`), so only its containers are new objects (its numbers and strings are immutable)."""
+        (:func:`copy_plan`), so only its containers are new objects (its numbers and strings are immutable).
+        ``keys``: the only keys the hook can read (``sandbox.hookcode``; None: any), each made as above;
+        without ``history`` the history is not copied at all."""
         if self.ctx_stale:
             self.space_blob = marshal.dumps(self.space)
             self.ctx_stale = False
-        history: list[Any] = []
-        add = history.append
-        for entry, plan in zip(self.history, self.copies, strict=True):
-            if isinstance(plan, bytes):
-                add(marshal.loads(plan))
-                continue
-            entry = entry.copy()
-            for key in plan:
-                entry[key] = entry[key].copy()
-            add(entry)
+        if keys is not None and "history" not in keys:
+            out: dict[str, Any] = {}
+            if "space" in keys:
+                out["space"] = marshal.loads(self.space_blob)
+            if "incumbent" in keys:
+                out["incumbent"] = fresh(self.incumbent)
+            if "budget" in keys:
+                out["budget"] = self.budget
+            if "trial_index" in keys:
+                out["trial_index"] = t
+            if "guidance" in keys:
+                out["guidance"] = fresh(guidance)
+            return out
+        history = copy_entries(self.history, self.copies)
         incumbent = None
         if self.incumbent is not None:
             at = self.incumbent_at

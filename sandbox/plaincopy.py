@@ -13,6 +13,10 @@ from typing import Any
 
 _C_ENCODER = getattr(_json_encoder, "c_make_encoder", None)
 _DEFAULT = json.JSONEncoder(sort_keys=True, allow_nan=True)
+_COMPACT = json.JSONEncoder(allow_nan=True, separators=(",", ":"))
+_FAST_COMPACT = None if _C_ENCODER is None else _C_ENCODER(None, _COMPACT.default,
+                                                           _json_encoder.encode_basestring_ascii, None, ":", ",",
+                                                           False, False, True)
 _FAST = None if _C_ENCODER is None else _C_ENCODER(None, _DEFAULT.default, _json_encoder.encode_basestring_ascii,
                                                    None, ": ", ", ", True, False, True)
 
@@ -40,6 +44,17 @@ def canonical_json(value: Any) -> str:
         return "".join(_FAST(value, 0))
     except RecursionError:
         return _DEFAULT.encode(value)
+
+
+def compact_json(value: Any) -> str:
+    """Exactly ``json.dumps(value, allow_nan=True, separators=(",", ":"))`` (the protocol's lines, the size of a
+    returned value), by one C encoder built once, as :func:`canonical_json` does."""
+    if _FAST_COMPACT is None or isinstance(value, str):
+        return _COMPACT.encode(value)
+    try:
+        return "".join(_FAST_COMPACT(value, 0))
+    except RecursionError:
+        return _COMPACT.encode(value)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -80,4 +95,19 @@ def fresh(value: Any) -> Any:
     out = value.copy()
     for key in plan:
         out[key] = out[key].copy()
+    return out
+
+
+def copy_entries(entries: list[Any], plans: list[tuple[str, ...] | bytes]) -> list[Any]:
+    """Fresh copies of ``entries``, each by its plan (:func:`copy_plan`): the worker's history in a ctx."""
+    out: list[Any] = []
+    add = out.append
+    for entry, plan in zip(entries, plans, strict=True):
+        if isinstance(plan, bytes):
+            add(marshal.loads(plan))
+            continue
+        entry = entry.copy()
+        for key in plan:
+            entry[key] = entry[key].copy()
+        add(entry)
     return out

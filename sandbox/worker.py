@@ -47,7 +47,8 @@ from bilevel.sandbox.hardening import (  # noqa: F401 - re-exported: the layer t
     take_protocol_fds,
     try_netns,
 )
-from bilevel.sandbox.hooks import Worker, compile_once
+from bilevel.sandbox.hookcode import compile_once
+from bilevel.sandbox.hooks import Worker
 from bilevel.sandbox.lifetime import die_with_parent
 from bilevel.sandbox.outcome import Outcome
 from bilevel.sandbox.results import cache_own_sources, fault_outcome, to_plain
@@ -205,7 +206,7 @@ class ForkServer:
         """Fork one worker with fresh pipes; hand the host its ends (request in, response out).
 
         The mechanisms the worker is about to load (``req["compile"]``: source and file name, each already
-        compiled by the host's own check) are compiled here first, once per source (``hooks.compile_once``):
+        compiled by the host's own check) are compiled here first, once per source (``hookcode.compile_once``):
         the worker inherits the code. Compiling runs no mechanism code."""
         for source, filename in req.get("compile") or ():
             with contextlib.suppress(Exception):
