@@ -136,6 +136,9 @@ def plain_json(value: Any, what: str) -> Any:
         raise SandboxError(f"{what} is not JSON data: {exc}") from exc
 
 
+_DECODER = json.JSONDecoder()
+
+
 # --------------------------------------------------------------------------- fork server
 class ReadFailure(StrEnum):
     """Why no protocol line came back."""
@@ -331,8 +334,8 @@ class WorkerProcess:
         body = self._verifier.open(line)
         if body is None:
             return ReadFailure.FORGED
-        try:
-            obj = json.loads(body)
+        try:  # json.loads(body), whose encoding detection finds utf-8 for every line that starts '{"'
+            obj = _DECODER.decode(body.decode("utf-8", "surrogatepass")) if body[:2] == b'{"' else json.loads(body)
         except (ValueError, RecursionError):
             return ReadFailure.MALFORMED
         return obj if isinstance(obj, dict) else ReadFailure.MALFORMED
