@@ -231,8 +231,9 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     if name.startswith("_"):
         refuse(f"attribute {name!r} starts with an underscore")
     if type(obj) is Namespace:
-        if name in namespace_members(obj):
-            return namespace_members(obj)[name]
+        members = object.__getattribute__(obj, "_ns_members")
+        if name in members:
+            return members[name]
         refuse(f"module {namespace_name(obj)!r} has no allowed attribute {name!r}")
     if type(obj) is SafeBuiltin:
         real = object.__getattribute__(obj, "_sb_real")

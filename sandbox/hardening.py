@@ -19,7 +19,7 @@ import errno
 import os
 import resource
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from types import CodeType
 from typing import Any, NoReturn
 
@@ -82,14 +82,26 @@ def make_audit_hook(refuse: Callable[..., NoReturn] = policy.refuse,
     return audit_hook
 
 
-@contextlib.contextmanager
-def mechanism_mode() -> Iterator[None]:
-    """Mark mechanism code as running (the audit hook is strictest then)."""
-    _AUDIT.mechanism = True
-    try:
-        yield
-    finally:
+class _MechanismMode:
+    """The context of :func:`mechanism_mode`: a plain class, as cheap as a ``try``/``finally`` (the worker
+    enters it twice per hook call)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _AUDIT.mechanism = True
+
+    def __exit__(self, *exc: object) -> None:
         _AUDIT.mechanism = False
+
+
+_MECHANISM_MODE = _MechanismMode()
+
+
+def mechanism_mode() -> _MechanismMode:
+    """Mark mechanism code as running (the audit hook is strictest then) for the ``with`` block;
+    however the block ends, the mark is removed."""
+    return _MECHANISM_MODE
 
 
 def take_protocol_fds() -> tuple[int, int]:

@@ -13,7 +13,6 @@ one hangs. :class:`Worker` serves it; ``sandbox.worker`` starts it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import hashlib
 import json
@@ -32,7 +31,16 @@ from bilevel.mechanisms import spacekit
 from bilevel.mechanisms.contract import HOOK_NAMES, ContractError, check_guidance, merge_guidance
 from bilevel.sandbox import facades, policy
 from bilevel.sandbox.hardening import _AUDIT, mechanism_mode
+from bilevel.sandbox.hookcode import accepts, compile_once, ctx_keys
 from bilevel.sandbox.outcome import Outcome, Status
+from bilevel.sandbox.plaincopy import (
+    canonical_json,
+    compact_json,
+    copy_entries,
+    copy_plan,
+    fresh,
+    state_snapshot,
+)
 from bilevel.sandbox.results import MESSAGE_CAP, cap, describe_exception, judge
 
 HOOK_ARITY: dict[str, int] = {"guide": 2, "propose": 2, "review": 3, "observe": 3}
@@ -45,15 +53,6 @@ def seed_for(seed: int, position: int, hook: str, trial_index: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def accepts(fn: FunctionType, n: int) -> bool:
-    """Whether ``fn`` can be called with ``n`` positional arguments."""
-    code = fn.__code__
-    required = code.co_argcount - len(fn.__defaults__ or ())
-    kw_required = code.co_kwonlyargcount - len(fn.__kwdefaults__ or {})
-    varargs = bool(code.co_flags & 0x04)
-    return kw_required == 0 and required <= n and (n <= code.co_argcount or varargs)
-
-
 # --------------------------------------------------------------------------- the worker
 @dataclass
 class Mechanism:
@@ -64,6 +63,7 @@ class Mechanism:
     rng: random.Random
     hooks: dict[str, FunctionType] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    ctx_keys: dict[str, frozenset[str] | None] = field(default_factory=dict)  # per hook (sandbox.hookcode)
 
 
 class Worker:
@@ -78,8 +78,10 @@ class Worker:
         self.seed = 0
         self.budget = 0
         self.history: list[dict[str, Any]] = []
+        self.copies: list[tuple[str, ...] | bytes] = []  # how to copy each history entry (:func:`copy_plan`)
         self.incumbent: dict[str, Any] | None = None
-        self.ctx_blob = b""
+        self.incumbent_at: int | None = None  # its position in the history
+        self.space_blob = b""
         self.ctx_stale = True
         self.calls = 0
         self.step_parts: list[list[Any]] = []  # [mech_id, checked guidance] of this step's guides, in order
@@ -87,7 +89,7 @@ class Worker:
     # -- io ---------------------------------------------------------------------
     def send(self, obj: dict[str, Any]) -> None:
         """Write one protocol line (authenticated when the worker has a key, see ``sandbox.channel``)."""
-        body = json.dumps(obj, allow_nan=True, separators=(",", ":")).encode()
+        body = compact_json(obj).encode()
         data = self._sign(body) if self._sign is not None else body + b"\n"
         view = memoryview(data)
         while view:
@@ -263,10 +265,10 @@ class Worker:
             out = Outcome(Status.CRASH, message=f"{mech_id} has no {hook} loaded", layer="host")
             self.send_exit(mech_id, out)
             return out
-        args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}), m.state]
+        args: list[Any] = [self.ctx(t, guidance if hook != "guide" else {}, m.ctx_keys.get(hook)), m.state]
         if hook == "review":
             args.append(fresh(candidate))
-        snapshot = state_snapshot(m) if dry else None
+        snapshot = state_snapshot(m.state) if dry else None
         out = self.invoke(m, hook, t, args, check=True)
         if snapshot is not None:
             m.state.clear()
@@ -295,7 +297,7 @@ class Worker:
     def load_one(self, mech_id: str, position: int, source: str) -> Outcome:
         """Compile and execute one mechanism into fresh globals; find its hooks."""
         filename = f"<mechanism {mech_id}>"
-        code, outcome = policy.compile_source(source, filename)
+        code, outcome = compile_once(source, filename)
         if code is None:
             return outcome
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -316,6 +318,7 @@ class Worker:
                     return Outcome(Status.CONTRACT_VIOLATION, elapsed_s=elapsed, layer="host",
                                    message=f"{name} must accept {HOOK_ARITY[name]} positional arguments")
                 m.hooks[name] = fn
+                m.ctx_keys[name] = ctx_keys(fn.__code__)
         if not m.hooks:
             return Outcome(Status.CONTRACT_VIOLATION, elapsed_s=elapsed, layer="host",
                            message=f"defines none of the hooks {', '.join(HOOK_NAMES)}")
@@ -327,7 +330,8 @@ class Worker:
         if m is None or "observe" not in m.hooks:
             return Outcome(Status.CRASH, message=f"{mech_id} has no observe loaded", layer="host")
         t = int(trial.get("index", len(self.history) - 1))
-        return self.invoke(m, "observe", t, [self.ctx(t, {}), m.state, fresh(trial)], check=False)
+        return self.invoke(m, "observe", t, [self.ctx(t, {}, m.ctx_keys.get("observe")), m.state, fresh(trial)],
+                           check=False)
 
     def invoke(self, m: Mechanism, hook: str, t: int, args: list[Any], check: bool) -> Outcome:
         """Re-seed the mechanism's random, call one hook, judge the result.
@@ -380,7 +384,7 @@ class Worker:
                            traceback=outcome.traceback, elapsed_s=elapsed, layer=late[0].layer)
         if problem and outcome.ok:
             return Outcome(Status.POLICY_VIOLATION, message=problem, elapsed_s=elapsed, layer="host")
-        return dataclasses.replace(outcome, elapsed_s=elapsed)
+        return Outcome(outcome.status, outcome.value, outcome.message, outcome.traceback, elapsed, outcome.layer)
 
     def collect(self) -> str:
         """Collect all garbage in mechanism mode until none is left (bounded); '' or what went wrong.
@@ -407,7 +411,9 @@ class Worker:
             linecache.cache.pop(f"<mechanism {mech_id}>", None)
         self.mechs.clear()
         self.history = []
+        self.copies = []
         self.incumbent = None
+        self.incumbent_at = None
         with mechanism_mode():
             self.collect()
         policy.take_violations()
@@ -417,20 +423,43 @@ class Worker:
     def record(self, trial: dict[str, Any]) -> None:
         """Append a finished trial to the history; it becomes the incumbent if kept."""
         self.history.append(trial)
+        self.copies.append(copy_plan(trial))
         if trial.get("kept"):
             self.incumbent = trial
-        self.ctx_stale = True
+            self.incumbent_at = len(self.history) - 1
 
-    def ctx(self, t: int, guidance: dict[str, Any]) -> dict[str, Any]:
-        """A fresh ctx (per the contract) for one call; mechanisms may mutate it freely."""
+    def ctx(self, t: int, guidance: dict[str, Any], keys: frozenset[str] | None = None) -> dict[str, Any]:
+        """A fresh ctx (per the contract) for one call; mechanisms may mutate it freely.
+
+        The same value as ``marshal.loads(marshal.dumps({"space": ..., "history": ..., "incumbent": ...,
+        "budget": ...}))`` (the incumbent is the history entry it is, as marshal keeps shared objects
+        shared), made in a fraction of the time: each history entry is copied by its plan
+        (:func:`copy_plan`), so only its containers are new objects (its numbers and strings are immutable).
+        ``keys``: the only keys the hook can read (``sandbox.hookcode``; None: any), each made as above;
+        without ``history`` the history is not copied at all."""
         if self.ctx_stale:
-            self.ctx_blob = marshal.dumps({"space": self.space, "history": self.history,
-                                           "incumbent": self.incumbent, "budget": self.budget})
+            self.space_blob = marshal.dumps(self.space)
             self.ctx_stale = False
-        ctx: dict[str, Any] = marshal.loads(self.ctx_blob)
-        ctx["trial_index"] = t
-        ctx["guidance"] = fresh(guidance)
-        return ctx
+        if keys is not None and "history" not in keys:
+            out: dict[str, Any] = {}
+            if "space" in keys:
+                out["space"] = marshal.loads(self.space_blob)
+            if "incumbent" in keys:
+                out["incumbent"] = fresh(self.incumbent)
+            if "budget" in keys:
+                out["budget"] = self.budget
+            if "trial_index" in keys:
+                out["trial_index"] = t
+            if "guidance" in keys:
+                out["guidance"] = fresh(guidance)
+            return out
+        history = copy_entries(self.history, self.copies)
+        incumbent = None
+        if self.incumbent is not None:
+            at = self.incumbent_at
+            incumbent = history[at] if at is not None and self.history[at] is self.incumbent else fresh(self.incumbent)
+        return {"space": marshal.loads(self.space_blob), "history": history, "incumbent": incumbent,
+                "budget": self.budget, "trial_index": t, "guidance": fresh(guidance)}
 
 
 def _frames(error: Any) -> list[Any]:
@@ -442,23 +471,3 @@ def _frames(error: Any) -> list[Any]:
             out.append(tb.tb_frame)
             tb = tb.tb_next
     return out
-
-
-def state_snapshot(m: Mechanism) -> bytes | None:
-    """The mechanism's ``state`` as marshal data, or None where it holds something marshal cannot copy."""
-    try:
-        return marshal.dumps(m.state)
-    except (ValueError, TypeError, RecursionError):
-        return None
-
-
-def canonical_json(value: Any) -> str:
-    """Plain data as canonical JSON (sorted keys), the host's key for guidance (``sandbox.steps.canonical``)."""
-    return json.dumps(value, sort_keys=True, allow_nan=True)
-
-
-def fresh(value: Any) -> Any:
-    """A deep copy of plain data."""
-    return marshal.loads(marshal.dumps(value))
-
-

@@ -63,14 +63,22 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
+        value = data["status"]
+        try:
+            status = _STATUS_BY_VALUE[value]  # Status(value), without the enum call
+        except (KeyError, TypeError):
+            status = Status(value)
         return cls(
-            status=Status(data["status"]),
+            status=status,
             value=data.get("value"),
             message=str(data.get("message", "")),
             traceback=str(data.get("traceback", "")),
             elapsed_s=float(data.get("elapsed_s", 0.0)),
             layer=str(data.get("layer", "")),
         )
+
+
+_STATUS_BY_VALUE: dict[Any, Status] = {s.value: s for s in Status}
 
 
 class SandboxError(Exception):

@@ -90,12 +90,53 @@ def sound_value(value: Any, depth: int) -> bool:
     return value is None or isinstance(value, (bool, int, float))
 
 
+class _NotSimple(Exception):
+    """Raised by :func:`_simple_copy` where the JSON round trip must decide."""
+
+
+_SIMPLE_DEPTH = 6
+_SIMPLE_INT = 1 << 62
+
+
+def _simple_copy(value: Any, depth: int) -> Any:
+    """What ``json.loads(json.dumps(value))`` returns, for the values where that is plain to see: exact
+    str, float, bool and None (themselves), ints of less than 63 bits, and dicts with str keys and lists
+    and tuples (copied as dicts and lists) of those, a few levels deep. Anything else raises
+    :class:`_NotSimple` and goes the JSON way (other key types, subclasses, big ints, cycles, objects)."""
+    kind = type(value)
+    if kind is float or kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        if -_SIMPLE_INT < value < _SIMPLE_INT:
+            return value
+        raise _NotSimple
+    if depth:
+        if kind is dict:
+            out = {}
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise _NotSimple
+                out[key] = _simple_copy(item, depth - 1)
+            return out
+        if kind is list or kind is tuple:
+            return [_simple_copy(item, depth - 1) for item in value]
+    raise _NotSimple
+
+
 def plain_json(value: Any, what: str) -> Any:
-    """A plain-data copy of ``value`` (host-side input check)."""
+    """A plain-data copy of ``value`` (host-side input check): ``json.loads(json.dumps(value))``, made
+    directly for the plain values the inner loop sends (:func:`_simple_copy`), else by the round trip."""
+    try:
+        return _simple_copy(value, _SIMPLE_DEPTH)
+    except _NotSimple:
+        pass
     try:
         return json.loads(json.dumps(value, allow_nan=True))
     except (TypeError, ValueError) as exc:
         raise SandboxError(f"{what} is not JSON data: {exc}") from exc
+
+
+_DECODER = json.JSONDecoder()
 
 
 # --------------------------------------------------------------------------- fork server
@@ -184,13 +225,15 @@ class ForkServer:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def fork(self, limits: Limits) -> WorkerProcess:
-        """A fresh, hardened worker for one inner run."""
+    def fork(self, limits: Limits, sources: list[tuple[str, str]] | None = None) -> WorkerProcess:
+        """A fresh, hardened worker for one inner run; ``sources``: the (source, file name) of each mechanism
+        it will load, which the server compiles once and its workers inherit (``sandbox.worker``)."""
         key = os.urandom(KEY_BYTES)
         tmpdir = tempfile.mkdtemp(prefix="bilevel-sandbox-")
         os.chmod(tmpdir, 0o711)
-        reply, fds = self.request({"op": "fork", "limits": limits.to_json(), "key": key.hex(), "cwd": tmpdir},
-                                  time.monotonic() + STARTUP_TIMEOUT_S)
+        request = {"op": "fork", "limits": limits.to_json(), "key": key.hex(), "cwd": tmpdir,
+                   **({"compile": sources} if sources else {})}
+        reply, fds = self.request(request, time.monotonic() + STARTUP_TIMEOUT_S)
         pid = reply.get("forked") if reply else None
         if not isinstance(pid, int) or len(fds) != 2:
             self._close_fds(fds)
@@ -291,8 +334,8 @@ class WorkerProcess:
         body = self._verifier.open(line)
         if body is None:
             return ReadFailure.FORGED
-        try:
-            obj = json.loads(body)
+        try:  # json.loads(body), whose encoding detection finds utf-8 for every line that starts '{"'
+            obj = _DECODER.decode(body.decode("utf-8", "surrogatepass")) if body[:2] == b'{"' else json.loads(body)
         except (ValueError, RecursionError):
             return ReadFailure.MALFORMED
         return obj if isinstance(obj, dict) else ReadFailure.MALFORMED
@@ -332,8 +375,9 @@ def exit_outcome(event: dict[str, Any] | ReadFailure, mech_id: str, load: bool) 
         return None
     if not sound_value(outcome.value, 0):
         return None
-    outcome = dataclasses.replace(outcome, message=clean(outcome.message, MESSAGE_CAP),
-                                  traceback=clean(outcome.traceback, TRACEBACK_CAP))
+    message, traceback = clean(outcome.message, MESSAGE_CAP), clean(outcome.traceback, TRACEBACK_CAP)
+    if message != outcome.message or traceback != outcome.traceback:  # usually both empty: nothing to replace
+        outcome = dataclasses.replace(outcome, message=message, traceback=traceback)
     if load and outcome.ok:
         hooks = outcome.value.get("hooks") if isinstance(outcome.value, dict) else None
         if not isinstance(hooks, list) or not hooks or not set(hooks) <= set(HOOK_NAMES):

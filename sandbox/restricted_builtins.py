@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from RestrictedPython import safe_builtins
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.Guards import guarded_unpack_sequence
 
 from bilevel.sandbox.guards import (
     Namespace,
@@ -35,6 +35,24 @@ from bilevel.sandbox.guards import (
 ALLOWED_MODULES: tuple[str, ...] = (
     "math", "random", "statistics", "itertools", "functools", "collections", "numpy", "spacekit",
 )
+
+
+# --------------------------------------------------------------------------- unpacking
+def guarded_iter_unpack_sequence(it: Any, spec: Mapping[str, Any], _getiter_: Any) -> Iterator[Any]:
+    """``_iter_unpack_sequence_`` (``for a, b in it``): RestrictedPython's, with the common case made cheap.
+
+    RestrictedPython's passes ``it`` and each item through ``_getiter_`` and makes each item a list
+    (``guarded_unpack_sequence``). Where the target has no nested unpacking and ``_getiter_`` is
+    :func:`guarded_iter` (always, in mechanism globals), an item that is exactly a tuple or a list is
+    copied into a list directly: ``guarded_iter`` allows both and returns their plain iterator, so the
+    result is the same list, and any other item still goes through the guard."""
+    if spec["childs"] or _getiter_ is not guarded_iter:
+        for ob in _getiter_(it):
+            yield guarded_unpack_sequence(ob, spec, _getiter_)
+        return
+    for ob in guarded_iter(it):
+        kind = type(ob)
+        yield list(ob) if kind is tuple or kind is list else list(guarded_iter(ob))
 
 
 # --------------------------------------------------------------------------- builtins

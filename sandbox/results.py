@@ -7,7 +7,6 @@ what a hook returned or raised, and the violations it recorded, into an
 
 from __future__ import annotations
 
-import json
 import linecache
 import os
 import sys
@@ -18,6 +17,7 @@ import numpy as np
 
 from bilevel.sandbox import policy
 from bilevel.sandbox.outcome import Outcome, Status
+from bilevel.sandbox.plaincopy import compact_json
 
 TRACEBACK_CAP = 20_000
 MESSAGE_CAP = 2_000
@@ -103,7 +103,7 @@ def _plain_list(v: list[Any] | tuple[Any, ...], depth: int, budget: list[int]) -
 def to_plain(value: Any, max_bytes: int) -> Any:
     """``value`` as plain JSON data (tuples become lists, numpy scalars Python numbers), or NotPlain."""
     plain = _plain(value, 0, [max_bytes // 2 + 16])
-    size = len(json.dumps(plain, allow_nan=True, separators=(",", ":")))
+    size = len(compact_json(plain))
     if size > max_bytes:
         raise NotPlain(f"returned value is {size} bytes of JSON; the limit is {max_bytes}")
     return plain

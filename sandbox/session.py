@@ -411,7 +411,8 @@ class SandboxSession(Steps):
             self._close_server()
             self._server = ForkServer(worker_command())
         try:
-            self._worker = self._server.fork(self.limits)
+            self._worker = self._server.fork(self.limits, [(self._entries[m].source, f"<mechanism {m}>")
+                                                           for m in self.active])
         except WorkerStartError:
             self._close_server()
             raise

@@ -43,6 +43,7 @@ from bilevel.mechanisms import spacekit
 from bilevel.mechanisms.contract import ContractError, check_guidance, merge_guidance
 from bilevel.sandbox.faults import Failure, FaultPolicy
 from bilevel.sandbox.outcome import Outcome
+from bilevel.sandbox.plaincopy import canonical_json
 from bilevel.sandbox.process import WorkerProcess, plain_json
 
 Key = tuple[str, str, int, str, str, bool]
@@ -51,13 +52,8 @@ Planned = tuple[str, str, int, Any, Any, bool]
 Then = Callable[[list[Outcome]], list[tuple[str, str]]]
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, allow_nan=True)
-
-
-def canonical(value: Any) -> str:
-    """A key for plain data (guidance, candidates): ``json.dumps(value, sort_keys=True)``, without
-    building an encoder per call."""
-    return _ENCODER.encode(value)
+canonical = canonical_json
+"""A key for plain data (guidance, candidates): ``json.dumps(value, sort_keys=True, allow_nan=True)``."""
 
 
 def call_key(mech_id: str, hook: str, t: int, guidance: Any, candidate: Any, dry: bool) -> Key:

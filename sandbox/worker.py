@@ -47,6 +47,7 @@ from bilevel.sandbox.hardening import (  # noqa: F401 - re-exported: the layer t
     take_protocol_fds,
     try_netns,
 )
+from bilevel.sandbox.hookcode import compile_once
 from bilevel.sandbox.hooks import Worker
 from bilevel.sandbox.lifetime import die_with_parent
 from bilevel.sandbox.outcome import Outcome
@@ -202,7 +203,14 @@ class ForkServer:
         socket.send_fds(self.sock, [data], fds or [])
 
     def fork(self, req: dict[str, Any]) -> None:
-        """Fork one worker with fresh pipes; hand the host its ends (request in, response out)."""
+        """Fork one worker with fresh pipes; hand the host its ends (request in, response out).
+
+        The mechanisms the worker is about to load (``req["compile"]``: source and file name, each already
+        compiled by the host's own check) are compiled here first, once per source (``hookcode.compile_once``):
+        the worker inherits the code. Compiling runs no mechanism code."""
+        for source, filename in req.get("compile") or ():
+            with contextlib.suppress(Exception):
+                compile_once(str(source), str(filename))
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         server = os.getpid()
