@@ -38,23 +38,24 @@ def canonical_json(value: Any) -> str:
     raises what ``json.dumps`` raises."""
     if value is None:
         return "null"
-    if _FAST is None or isinstance(value, str):
-        return _DEFAULT.encode(value)
-    try:
-        return "".join(_FAST(value, 0))
-    except RecursionError:
-        return _DEFAULT.encode(value)
+    return _encode(_FAST, _DEFAULT, value)
 
 
 def compact_json(value: Any) -> str:
     """Exactly ``json.dumps(value, allow_nan=True, separators=(",", ":"))`` (the protocol's lines, the size of a
     returned value), by one C encoder built once, as :func:`canonical_json` does."""
-    if _FAST_COMPACT is None or isinstance(value, str):
-        return _COMPACT.encode(value)
+    return _encode(_FAST_COMPACT, _COMPACT, value)
+
+
+def _encode(fast: Any, checked: json.JSONEncoder, value: Any) -> str:
+    """``value`` by the C encoder ``fast`` (built without the circular check), or by ``checked`` for a string,
+    where no C encoder exists, and for a cyclic value (so it raises what ``json.dumps`` raises)."""
+    if fast is None or isinstance(value, str):
+        return checked.encode(value)
     try:
-        return "".join(_FAST_COMPACT(value, 0))
+        return "".join(fast(value, 0))
     except RecursionError:
-        return _COMPACT.encode(value)
+        return checked.encode(value)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
