@@ -38,13 +38,20 @@ The judge counts, per mechanism, the share of trials it changed
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bilevel.inner.space import CategoricalParam, Config, FloatParam, IntParam, SimplexParam, Space
+from bilevel.inner.space import (
+    CategoricalParam,
+    Config,
+    FloatParam,
+    IntParam,
+    SimplexParam,
+    Space,
+    param_space,
+)
 from bilevel.mechanisms import spacekit
 from bilevel.mechanisms.contract import merge_guidance
 from bilevel.sandbox.plaincopy import canonical_json
@@ -209,12 +216,6 @@ def pending_calls(path: Path, oracle: Oracle, max_rejections: int,
     return out
 
 
-@functools.lru_cache(maxsize=1024)
-def _one_param(p: FloatParam) -> dict[str, Any]:
-    """The JSON space of ``p`` alone (a frozen parameter: the same every time; read only)."""
-    return {"params": [p.to_json()]}
-
-
 def differs(space: Space, a: Config, b: Config, tol: float = TOLERANCE) -> bool:
     """Whether two configs differ: beyond ``tol`` in unit-cube coordinates for floats and simplex
     weights, at all for integers and categoricals (type included: ``True`` is not ``1``)."""
@@ -224,7 +225,7 @@ def differs(space: Space, a: Config, b: Config, tol: float = TOLERANCE) -> bool:
             if type(x) is not type(y) or x != y:
                 return True
         elif isinstance(p, FloatParam):
-            js = _one_param(p)  # spacekit.encode of a one-parameter space, as before, without rebuilding it
+            js = param_space(p)
             ux = spacekit.encode(js, {p.name: x})[0]
             uy = spacekit.encode(js, {p.name: y})[0]
             if not math.isclose(ux, uy, rel_tol=0.0, abs_tol=tol):

@@ -28,7 +28,6 @@ from bilevel.inner.proposers import (
     ProposerError,
     _derived_seed,
     _keep,
-    _one,
     _ordered,
     _random_config,
     _rng,
@@ -44,6 +43,7 @@ from bilevel.inner.space import (
     SimplexParam,
     Space,
     SpaceError,
+    param_space,
 )
 from bilevel.mechanisms import spacekit
 
@@ -191,7 +191,7 @@ def config_to_params(params: Iterable[Param], config: Config) -> dict[str, Any]:
     for p in params:
         value = config[p.name]
         if isinstance(p, SimplexParam):
-            for d, u in zip(p.domains, spacekit.encode(_one(p), {p.name: value}), strict=True):
+            for d, u in zip(p.domains, spacekit.encode(param_space(p), {p.name: value}), strict=True):
                 out[coord_name(p.name, d)] = u
         elif isinstance(p, IntParam):
             out[p.name] = int(value)

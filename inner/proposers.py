@@ -49,6 +49,7 @@ from bilevel.inner.space import (
     IntParam,
     Param,
     Space,
+    param_space,
 )
 from bilevel.mechanisms import spacekit
 
@@ -180,10 +181,6 @@ def _derived_seed(seed: int, salt: int) -> int:
     return int(np.random.SeedSequence([_u64(seed), salt]).generate_state(1)[0])
 
 
-def _one(p: Param) -> dict[str, Any]:
-    """The JSON space holding only ``p``, for spacekit's codec."""
-    return {"params": [p.to_json()]}
-
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
 
@@ -238,7 +235,7 @@ def _perturb(p: Param, value: Any, sigma: float, rng: np.random.Generator) -> An
     if isinstance(p, CategoricalParam):
         others = [c for c in p.choices if c != value]
         return others[int(rng.integers(len(others)))] if others else value
-    js = _one(p)
+    js = param_space(p)
     u = spacekit.encode(js, {p.name: value})
     noise = rng.normal(0.0, sigma, len(u))
     moved = [_reflect(a + b) for a, b in zip(u, noise.tolist(), strict=True)]

@@ -7,6 +7,7 @@ with messages that say what is wrong and how to fix it, and repairs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ class SimplexParam:
 
 
 Param = FloatParam | IntParam | CategoricalParam | SimplexParam
+
+
+@functools.lru_cache(maxsize=1024)
+def param_space(p: Param) -> dict[str, Any]:
+    """The JSON space holding only ``p``, for spacekit's codec (one parameter at a time). Cached per
+    parameter (a frozen value), so the result is shared: read it, never change it."""
+    return {"params": [p.to_json()]}
 
 
 def _check_param(p: Param) -> None:
