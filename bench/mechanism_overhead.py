@@ -5,8 +5,11 @@ process. The mechanisms run in the sandbox worker (reused between runs, as
 the evaluator reuses it); one cold run that starts a worker is timed apart.
 Prints the time per trial, the mechanisms' overhead per trial and per hook
 call, the exchanges with the worker per trial (``round trips/trial:``) and the ratio, then the same
-runs without the predicted reviews (``inner.speculation``: fewer exchanges for more host CPU). The cost
-of one sandboxed call against the same function in-process is issue 6's ``bench/sandbox_cost.py``.
+runs without the predicted reviews (``inner.speculation``: fewer exchanges for more host CPU), then the
+floor of the machinery: the same three mechanisms without the counterfactual check
+(``InnerSettings.counterfactual=False``), and three mechanisms whose guide, review and observe do
+nothing (return None), with and without it. The cost of one sandboxed call against the same function
+in-process is issue 6's ``bench/sandbox_cost.py``.
 
     .venv/bin/python bench/mechanism_overhead.py [--trials 100] [--repeats 5]
 """
@@ -26,6 +29,19 @@ from bilevel.judge.benchmarks.bbob import BBOBObjective
 
 MECHANISMS = ("tabu", "ucb_bandit", "trust_region")
 
+NOTHING = """def guide(ctx, state):
+    return None
+
+
+def review(ctx, state, candidate):
+    return None
+
+
+def observe(ctx, state, trial):
+    return None
+"""
+"""A mechanism that does nothing: what is left of its cost is the machinery's (sandbox, protocol, bookkeeping)."""
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     trips: list[int] = []
     predicted: list[float] = []  # the same runs with the predicted reviews (InnerSettings.speculate)
     predicted_trips: list[int] = []
+    floor: dict[str, list[float]] = {}
+    floor_calls: dict[str, list[int]] = {}
+    nothing = [(f"nothing{i}", NOTHING) for i in range(3)]
+    off = dataclasses.replace(settings, counterfactual=False)
+    floor_runs = {"3 mechanisms, counterfactual off": (stack.sources(), off),
+                  "3 do-nothing mechanisms": (nothing, settings),
+                  "3 do-nothing mechanisms, counterfactual off": (nothing, off)}
     on = dataclasses.replace(settings, speculate=True)
     cold_s, _ = timed(lambda: run_inner(objective, stack.sources(), settings, 999, pool=SessionPool()))
     run_inner(objective, stack.sources(), settings, 998)  # warm the shared pool's worker
@@ -59,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         t2, _ = timed(loop.run)
         predicted.append(t2)
         predicted_trips.append(loop.round_trips)
+        for label, (sources, how) in floor_runs.items():
+            t3, out = timed(InnerLoop(objective, sources, how, r).run)
+            floor.setdefault(label, []).append(t3)
+            floor_calls.setdefault(label, []).append(sum(len(t.hooks) for t in out.trials))
     DEFAULT_POOL.close()
     p, m = statistics.median(plain), statistics.median(mech)
     n = args.trials
@@ -74,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     u = statistics.median(predicted)
     print(f"with predicted reviews: {u / n * 1e3:6.3f} ms/trial, round trips/trial "
           f"{statistics.median(predicted_trips) / n:.2f}, ratio {u / p:.1f}x  (InnerSettings.speculate=True)")
+    print("the floor (what the machinery costs whatever the mechanisms compute):")
+    for label, times in floor.items():
+        f = statistics.median(times)
+        print(f"  {label + ':':44s} {f / n * 1e3:6.3f} ms/trial, ratio {f / p:.1f}x, "
+              f"hook calls/trial {statistics.median(floor_calls[label]) / n:.2f}")
     return 0
 
 

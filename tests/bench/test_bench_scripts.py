@@ -43,6 +43,9 @@ def test_mechanism_overhead_prints_a_ratio(bench: Any, capsys: pytest.CaptureFix
     out = _run(bench("mechanism_overhead"), ["--trials", "12", "--repeats", "1", "--dimension", "2"], capsys)
     assert _number(r"ratio \(3 mechanisms / none\): ([\d.]+)x", out) > 0
     assert _number(r"hook calls/trial:\s+([\d.]+)", out) >= 3  # every mechanism observes every trial
+    # the floor: three mechanisms that do nothing load and are called (guide, review, observe each trial)
+    assert _number(r"3 do-nothing mechanisms:\s+[\d.]+ ms/trial, ratio ([\d.]+)x", out) > 0
+    assert _number(r"3 do-nothing mechanisms, counterfactual off:.*hook calls/trial ([\d.]+)", out) == 9
 
 
 def test_inner_vs_optuna_prints_rates(bench: Any, capsys: pytest.CaptureFixture[str]) -> None:
